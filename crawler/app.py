@@ -1,0 +1,154 @@
+"""Application services shared by the CLI, the demo and the scheduler: init, stages, summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crawler.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """The user asked for something that does not exist (an unknown spider, ...)."""
+
+
+def open_sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    from crawler.runner import open_database
+
+    return open_database(settings)
+
+
+def initialise(
+    settings: Settings, claims_file: Path | None = None, load_default_sources: bool = True
+) -> None:
+    """Migrate the database to the latest schema and load the claims and sources if none are loaded."""
+    from crawler.sources import load_sources
+    from db.migrate import upgrade_database
+    from db.queries import claim_sets, list_sources, upsert_sources
+    from db.session import check_connection, make_engine, make_sessionmaker, session_scope
+
+    engine = make_engine(settings.database_url)
+    check_connection(engine)
+    upgrade_database(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as session:
+        if not claim_sets(session) or claims_file is not None:
+            load_claims_into(session, claims_file or configured_claims_file(settings))
+        if load_default_sources and not list_sources(session, enabled_only=False):
+            path = Path(settings.sources_file) if settings.sources_file else None
+            upsert_sources(session, load_sources(path))
+    engine.dispose()
+
+
+def configured_claims_file(settings: Settings) -> Path:
+    from pipelines.claims import default_claims_path
+
+    return Path(settings.claims_file) if settings.claims_file else default_claims_path()
+
+
+def load_claims_into(session: Any, path: Path, claim_set: str | None = None) -> tuple[str, Any]:
+    from db.queries import sync_claims
+    from pipelines.claims import load_claims
+    from pipelines.embed import text_hash
+
+    claims = load_claims(path)
+    name = claim_set or (claims[0].claim_set if claims else path.stem)
+    result = sync_claims(session, name, claims, text_hash)
+    return name, result
+
+
+def echo_stage(result: Any) -> None:
+    counters = result.counters
+    if result.kind == "crawl":
+        line = (
+            f"crawl run {result.run_id} {result.status} in {result.seconds:.1f}s: "
+            f"{counters['pages_fetched']} pages fetched, {counters['documents_stored']} stored "
+            f"({counters['documents_relevant']} relevant, {counters['duplicates']} duplicates, "
+            f"{counters['failures']} failures)"
+        )
+    else:
+        rate = counters["passages_encoded"] / result.seconds if result.seconds else 0.0
+        line = (
+            f"match run {result.run_id} {result.status} in {result.seconds:.1f}s: "
+            f"{counters['documents_matched']} documents, {counters['passages_encoded']} passages "
+            f"({rate:.0f}/s), {counters['matches_stored']} matches"
+        )
+    typer.echo(line, err=True)
+    if result.error:
+        typer.secho(f"  {result.error}", fg=typer.colors.YELLOW, err=True)
+
+
+def do_crawl(settings: Settings, spiders: list[str] | None) -> Any:
+    from crawler.runner import DEFAULT_SPIDERS, run_crawl
+
+    chosen = tuple(spiders) if spiders else DEFAULT_SPIDERS
+    if not spiders and not settings.gdelt_enabled:
+        chosen = tuple(s for s in chosen if s != "gdelt")
+    unknown = set(chosen) - set(DEFAULT_SPIDERS)
+    if unknown:
+        raise UsageError(f"unknown spider(s): {', '.join(sorted(unknown))}")
+    sessions = open_sessions(settings)
+    result = run_crawl(settings, sessions, spiders=chosen)
+    echo_stage(result)
+    return result
+
+
+def do_match(settings: Settings, limit: int | None = None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from crawler.matching import load_configured_encoder, run_match
+
+    sessions = open_sessions(settings)
+    typer.echo(f"loading model {settings.model} …", err=True)
+    encoder = load_configured_encoder(settings)
+    columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("match", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_match(settings, sessions, encoder=encoder, progress=progress, limit=limit)
+    echo_stage(result)
+    return result
+
+
+def print_summary(settings: Settings, claim_set: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from db.queries import claim_summaries, table_counts
+
+    sessions = open_sessions(settings)
+    with sessions() as session:
+        rows = claim_summaries(session, claim_set)
+        counts = table_counts(session)
+    table = Table(title="Claims", show_lines=False)
+    for column in ("claim", "matches", "docs", "sources", "languages", "first seen", "last seen", "text"):
+        table.add_column(column, overflow="fold" if column == "text" else "ellipsis")
+    for row in rows:
+        table.add_row(
+            row.key,
+            str(row.matches),
+            str(row.documents),
+            str(row.sources),
+            row.languages or "-",
+            f"{row.first_seen:%Y-%m-%d}" if row.first_seen else "-",
+            f"{row.last_seen:%Y-%m-%d}" if row.last_seen else "-",
+            row.text[:90],
+        )
+    console = Console(width=160)
+    console.print(table)
+    ms = {k.rsplit(".", 1)[1]: v for k, v in counts.items() if k.startswith("documents.match_status.")}
+    console.print(
+        f"documents: {counts['documents']} ({counts.get('documents.ok', 0)} relevant, "
+        f"{counts.get('documents.irrelevant', 0)} irrelevant, {counts.get('documents.failed', 0)} failed; "
+        f"{ms.get('duplicate', 0)} syndicated copies, {ms.get('not_scored', 0)} not scored by this model, "
+        f"{ms.get('pending', 0)} pending) · matches: {counts['matches']} · claims: {counts['claims']}"
+    )

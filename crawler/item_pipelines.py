@@ -1,0 +1,194 @@
+"""Item pipelines: extraction + relevance (pure functions from ``pipelines``), then batched storage."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from scrapy.crawler import Crawler
+from sqlalchemy.exc import SQLAlchemyError
+
+from crawler.items import PageItem, SourceStateItem
+from db.queries import add_run_counters, source_ids_by_key, store_documents, update_source_state
+from db.session import make_engine, make_sessionmaker, session_scope
+from db.timeutil import to_naive_utc, utcnow
+from pipelines.dedup import content_hash, simhash
+from pipelines.extract import Article, decode_html, extract_article, sniff_non_html
+from pipelines.relevance import assess_relevance
+from pipelines.urls import host_of
+
+logger = logging.getLogger(__name__)
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """An ISO date or datetime as naive UTC, or None."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return to_naive_utc(moment) if moment.tzinfo else moment
+
+
+def failure_record(item: PageItem, reason: str, retryable: bool = False) -> dict[str, Any]:
+    return {
+        "url": item.url,
+        "final_url": item.final_url,
+        "discovered_via": item.discovered_via,
+        "http_status": item.http_status,
+        "content_type": item.content_type,
+        "status": "failed",
+        "reason": reason[:500],
+        "retryable": retryable,
+        "title": item.listed_title,
+        "published_at": parse_date(item.listed_published),
+        "outlet": host_of(item.final_url or item.url),
+        "match_status": "skipped",
+    }
+
+
+def article_record(item: PageItem, article: Article) -> dict[str, Any]:
+    relevance = assess_relevance(article.text, article.title)
+    # The page's own date is the better one; the listing's date fills in when the page has none.
+    published = parse_date(article.date) or parse_date(item.listed_published)
+    return {
+        "url": item.url,
+        "final_url": item.final_url,
+        "discovered_via": item.discovered_via,
+        "http_status": item.http_status,
+        "content_type": item.content_type,
+        "status": "ok" if relevance.relevant else "irrelevant",
+        "reason": None if relevance.relevant else relevance.reason,
+        "retryable": False,
+        "title": article.title or item.listed_title,
+        "author": article.author,
+        "published_at": published,
+        "sitename": article.sitename,
+        "outlet": host_of(item.final_url or item.url),
+        "language": article.language or item.listed_language,
+        "description": article.description,
+        "text": article.text,
+        "text_chars": len(article.text),
+        "relevance_terms": relevance.terms or None,
+        "content_hash": content_hash(article.text),
+        "simhash": simhash(article.text),
+        "match_status": "pending" if relevance.relevant else "skipped",
+    }
+
+
+def page_to_record(item: PageItem) -> dict[str, Any]:
+    """What to store for one fetched page: an article, an irrelevant page, or a failure."""
+    if item.error is not None:
+        return failure_record(item, item.error, item.retryable)
+    body = item.body or b""
+    reason = sniff_non_html(body, item.content_type)
+    if reason is not None:
+        return failure_record(item, reason)
+    html = decode_html(body, item.encoding)
+    if html is None:
+        return failure_record(item, "undecodable body")
+    article = extract_article(html, item.final_url or item.url)
+    if article is None:
+        return failure_record(item, "no article text extracted")
+    return article_record(item, article)
+
+
+class ExtractPipeline:
+    """Turns PageItems into document records (dicts); SourceStateItems pass through."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExtractPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if not isinstance(item, PageItem):
+            return item
+        record = page_to_record(item)
+        record["source_key"] = item.source_key
+        self.crawler.stats.inc_value(f"claimwatch/documents_{record['status']}")
+        if record["status"] == "failed":
+            logger.info("page %s failed: %s", item.url, record["reason"])
+        return record
+
+
+class StorePipeline:
+    """Stores document records and source states in batches (one transaction per batch).
+
+    A batch that cannot be written stays in memory and is retried with the next one; whatever is
+    not stored when the crawl ends is simply fetched again by the next run (its URL is not known).
+    """
+
+    def __init__(self, crawler: Crawler, database_url: str, run_id: int | None, batch_size: int) -> None:
+        self.crawler = crawler
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.engine = make_engine(database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.documents: list[dict[str, Any]] = []
+        self.states: list[SourceStateItem] = []
+        self.source_ids: dict[str, int] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+        return cls(
+            crawler,
+            crawler.settings.get("CLAIMWATCH_DATABASE_URL"),
+            crawler.settings.getint("CLAIMWATCH_RUN_ID") or None,
+            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),
+        )
+
+    def open_spider(self, spider: Any = None) -> None:
+        with self.sessions() as session:
+            self.source_ids = source_ids_by_key(session)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, SourceStateItem):
+            self.states.append(item)
+        elif isinstance(item, dict):
+            source_key = item.pop("source_key", None)
+            item.setdefault("source_id", self.source_ids.get(source_key) if source_key else None)
+            item["crawl_run_id"] = self.run_id
+            item["fetched_at"] = utcnow()
+            self.documents.append(item)
+        if len(self.documents) >= self.batch_size:
+            self.flush()
+        return item
+
+    def flush(self) -> bool:
+        if not self.documents and not self.states:
+            return True
+        try:
+            with session_scope(self.sessions) as session:
+                counts = store_documents(session, self.documents)
+                for state in self.states:
+                    update_source_state(
+                        session,
+                        state.source_key,
+                        status=state.status,
+                        ok=state.ok,
+                        etag=state.etag,
+                        last_modified=state.last_modified,
+                    )
+                if self.run_id is not None:
+                    add_run_counters(session, self.run_id, counts.as_run_counters())
+        except SQLAlchemyError as exc:
+            self.crawler.stats.inc_value("claimwatch/store_errors")
+            logger.error("could not store %d documents (will retry): %s", len(self.documents), exc)
+            return False
+        stats = self.crawler.stats
+        stats.inc_value("claimwatch/stored", counts.stored)
+        stats.inc_value("claimwatch/duplicates", counts.duplicates)
+        stats.inc_value("claimwatch/already_known", counts.skipped_known)
+        self.documents.clear()
+        self.states.clear()
+        return True
+
+    def close_spider(self, spider: Any = None) -> None:
+        if not self.flush():
+            self.crawler.stats.set_value("claimwatch/unstored_at_close", len(self.documents))
+        self.engine.dispose()

@@ -1,0 +1,173 @@
+"""The match stage: embeds pending documents' passages and stores their matches against claims.
+
+Resumable: documents are taken in batches of ``match_batch_documents``; each batch commits its
+matches together with the documents' new ``match_status``, so an interrupted stage continues
+where it stopped and never stores a match twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.config import Settings
+from crawler.runner import StageResult, result_of
+from db.models import Document
+from db.queries import (
+    DatabaseEmbeddingCache,
+    active_claims,
+    add_run_counters,
+    documents_by_id,
+    finish_run,
+    pending_document_ids,
+    set_match_status,
+    start_run,
+    store_matches,
+)
+from db.session import session_scope
+from pipelines.claims import Claim as ClaimSpec
+from pipelines.embed import Encoder, load_encoder
+from pipelines.match import ClaimIndex, default_threshold, match_texts
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class CountingEncoder:
+    """Wraps an encoder to count the passages it embeds (for throughput statistics)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.revision = inner.revision
+        self.languages = inner.languages
+        self.encoded = 0
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        self.encoded += len(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+def covers_language(encoder: Encoder, language: str | None) -> bool:
+    if encoder.languages is None:
+        return True
+    return language is not None and language.split("-")[0].lower() in encoder.languages
+
+
+def load_configured_encoder(settings: Settings, show_progress: bool = False) -> Encoder:
+    return load_encoder(
+        settings.model,
+        batch_size=settings.encode_batch_size,
+        languages=settings.language_set(),
+        show_progress=show_progress,
+    )
+
+
+def match_batch(
+    session: Session,
+    documents: Sequence[Document],
+    encoder: CountingEncoder,
+    index: ClaimIndex,
+    threshold: float,
+    top_k: int,
+    run_id: int,
+) -> dict[str, int]:
+    scored = [d for d in documents if d.text and covers_language(encoder, d.language)]
+    not_scored = [d.id for d in documents if d not in scored]
+    before = encoder.encoded
+    results = match_texts(encoder, index, [d.text or "" for d in scored], threshold=threshold, top_k=top_k)
+    rows = []
+    for document, matches in zip(scored, results, strict=True):
+        for match in matches:
+            rows.append(
+                {
+                    "document_id": document.id,
+                    "claim_id": int(match.claim_id),
+                    "passage": match.passage,
+                    "passage_start": match.start,
+                    "passage_end": match.end,
+                    "score": match.score,
+                    "threshold": threshold,
+                    "model": encoder.model_name,
+                    "model_revision": encoder.revision,
+                    "crawl_run_id": run_id,
+                }
+            )
+    stored = store_matches(session, rows)
+    matched_ids = {row["document_id"] for row in rows}
+    set_match_status(session, [d.id for d in scored if d.id in matched_ids], "matched", encoder.model_name)
+    set_match_status(
+        session, [d.id for d in scored if d.id not in matched_ids], "no_match", encoder.model_name
+    )
+    set_match_status(session, not_scored, "not_scored", encoder.model_name)
+    return {
+        "documents_matched": len(scored),
+        "passages_encoded": encoder.encoded - before,
+        "matches_stored": stored,
+    }
+
+
+def run_match(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    encoder: Encoder | None = None,
+    progress: ProgressCallback | None = None,
+    limit: int | None = None,
+) -> StageResult:
+    """Match every pending document against the active claims."""
+    with session_scope(sessions) as session:
+        run_id = start_run(session, "match").id
+    started = time.monotonic()
+    try:
+        counting = CountingEncoder(encoder or load_configured_encoder(settings))
+        threshold = (
+            settings.match_threshold
+            if settings.match_threshold is not None
+            else default_threshold(settings.model)
+        )
+        with session_scope(sessions) as session:
+            claims = [
+                ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set) for c in active_claims(session)
+            ]
+            if not claims:
+                raise RuntimeError("no active claims: load a claims file with `claimwatch claims load FILE`")
+            index = ClaimIndex.build(counting, claims, cache=DatabaseEmbeddingCache(session))
+            pending = pending_document_ids(session, limit=limit)
+        total = len(pending)
+        done = 0
+        for start in range(0, total, settings.match_batch_documents):
+            ids = pending[start : start + settings.match_batch_documents]
+            with session_scope(sessions) as session:
+                documents = [d for d in documents_by_id(session, ids) if d.match_status == "pending"]
+                counters = match_batch(
+                    session, documents, counting, index, threshold, settings.match_top_k, run_id
+                )
+                add_run_counters(session, run_id, counters)
+            done += len(ids)
+            if progress is not None:
+                progress(done, total)
+        with session_scope(sessions) as session:
+            finish_run(
+                session,
+                run_id,
+                "succeeded",
+                stats={
+                    "threshold": threshold,
+                    "model": counting.model_name,
+                    "model_revision": counting.revision,
+                    "claims": len(claims),
+                },
+            )
+    except BaseException as exc:
+        with session_scope(sessions) as session:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            finish_run(session, run_id, status, error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    with sessions() as session:
+        return result_of(session, run_id, time.monotonic() - started)

@@ -1,0 +1,123 @@
+"""Running stages from the application: the crawl subprocess, bookkeeping of crawl runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.config import Settings, settings_environment
+from db.migrate import ensure_schema_current
+from db.models import CrawlRun
+from db.queries import RUN_COUNTERS, finish_run, last_successful_crawl_start, start_run
+from db.session import check_connection, make_engine, make_sessionmaker, session_scope
+from db.timeutil import utcnow
+
+logger = logging.getLogger(__name__)
+
+SINCE_OVERLAP = timedelta(hours=1)
+DEFAULT_SPIDERS = ("feeds", "sitemaps", "gdelt")
+
+
+@dataclass
+class StageResult:
+    run_id: int
+    kind: str
+    status: str
+    seconds: float
+    counters: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    stats: dict[str, Any] | None = None
+    log_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Sessions for the configured database; raises when it is unreachable or not initialised."""
+    engine = make_engine(settings.database_url)
+    check_connection(engine)
+    ensure_schema_current(engine, settings.database_url)
+    return make_sessionmaker(engine)
+
+
+def crawl_since(session: Session, settings: Settings) -> datetime:
+    """Only articles newer than the last successful crawl (first run: the last ``since_days``)."""
+    last = last_successful_crawl_start(session)
+    if last is None:
+        return utcnow() - timedelta(days=settings.since_days)
+    return last - SINCE_OVERLAP
+
+
+def result_of(session: Session, run_id: int, seconds: float, log_file: Path | None = None) -> StageResult:
+    run = session.get(CrawlRun, run_id, populate_existing=True)
+    assert run is not None
+    return StageResult(
+        run_id=run.id,
+        kind=run.kind,
+        status=run.status,
+        seconds=seconds,
+        counters={name: getattr(run, name) for name in RUN_COUNTERS},
+        error=run.error,
+        stats=run.stats,
+        log_file=log_file,
+    )
+
+
+def run_crawl(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    spiders: tuple[str, ...] = DEFAULT_SPIDERS,
+    env: dict[str, str] | None = None,
+    since: datetime | None = None,
+) -> StageResult:
+    """Crawl in a fresh subprocess and wait for it; the run row records the outcome."""
+    with session_scope(sessions) as session:
+        since = since or crawl_since(session, settings)
+        run_id = start_run(session, "crawl", since=since).id
+    crawl_dir = Path(settings.crawl_dir)
+    crawl_dir.mkdir(parents=True, exist_ok=True)
+    log_file = crawl_dir / f"run-{run_id}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "crawler.crawl_process",
+        "--run-id",
+        str(run_id),
+        "--spiders",
+        ",".join(spiders),
+        "--since",
+        since.isoformat(),
+        "--log-file",
+        str(log_file),
+    ]
+    logger.info("crawl run %d: spiders %s, articles since %s UTC", run_id, ",".join(spiders), since)
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(
+            command, env={**os.environ, **settings_environment(settings), **(env or {})}, check=False
+        )
+        returncode = completed.returncode
+    except KeyboardInterrupt:
+        returncode = -2
+    seconds = time.monotonic() - started
+    with session_scope(sessions) as session:
+        run = session.get(CrawlRun, run_id, populate_existing=True)
+        if run is not None and run.status == "running":
+            # The child died before it could record anything (killed, crashed, interrupted).
+            status = "interrupted" if returncode == -2 else "failed"
+            finish_run(
+                session, run_id, status, error=f"crawl process exited with code {returncode}; see {log_file}"
+            )
+    with sessions() as session:
+        return result_of(session, run_id, seconds, log_file)
