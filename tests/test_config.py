@@ -46,7 +46,10 @@ def test_child_environment_reproduces_settings() -> None:
 
 
 def test_passwords_are_redacted() -> None:
-    assert redact_url("postgresql+psycopg://alice:s3cret@db/claims") == "postgresql+psycopg://alice:***@db/claims"
+    assert (
+        redact_url("postgresql+psycopg://alice:s3cret@db/claims")
+        == "postgresql+psycopg://alice:***@db/claims"
+    )
     settings = load_settings(environ={"CLAIMWATCH_DATABASE_URL": "postgresql://bob:pw@h/d"})
     assert "pw" not in str(settings.redacted())
 

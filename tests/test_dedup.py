@@ -9,7 +9,8 @@ from pipelines.dedup import (
 )
 
 ARTICLE = " ".join(
-    f"Sentence {i} explains how the talks between Baku and Moscow went on day {i} of the visit." for i in range(40)
+    f"Sentence {i} explains how the talks between Baku and Moscow went on day {i} of the visit."
+    for i in range(40)
 )
 
 
@@ -19,7 +20,9 @@ def test_exact_hash_ignores_case_and_spacing() -> None:
 
 
 def test_syndicated_copy_is_near_duplicate() -> None:
-    reprint = "This article first appeared in the Caspian Ledger. " + ARTICLE + " Republished with permission."
+    reprint = (
+        "This article first appeared in the Caspian Ledger. " + ARTICLE + " Republished with permission."
+    )
     assert is_near_duplicate(simhash(ARTICLE), simhash(reprint))
 
 

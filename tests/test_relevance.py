@@ -22,7 +22,9 @@ def test_relevant_in_several_languages(text: str) -> None:
 
 
 def test_title_counts() -> None:
-    assert assess_relevance("Talks continued on Monday in Moscow.", title="Azerbaijan's minister visits").relevant
+    assert assess_relevance(
+        "Talks continued on Monday in Moscow.", title="Azerbaijan's minister visits"
+    ).relevant
 
 
 @pytest.mark.parametrize(

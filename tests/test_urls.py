@@ -20,7 +20,14 @@ def test_normalises_percent_encoding_and_empty_path() -> None:
 
 
 def test_rejects_non_http_links() -> None:
-    for url in ("javascript:alert(1)", "file:///etc/passwd", "data:text/html,hi", "mailto:a@b", "/relative", ""):
+    for url in (
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "data:text/html,hi",
+        "mailto:a@b",
+        "/relative",
+        "",
+    ):
         assert canonicalize_url(url) is None
     assert canonicalize_url("http://[::1:bad") is None
 
@@ -52,10 +59,15 @@ def test_canonicalize_never_raises_and_is_idempotent(text: str) -> None:
     st.sampled_from(["http", "https"]),
     st.from_regex(r"[a-z]{1,10}\.(com|org|az|ru)", fullmatch=True),
     st.lists(st.from_regex(r"[a-zA-Z0-9_-]{1,8}", fullmatch=True), max_size=4),
-    st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True),
-                    max_size=3),
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,6}", fullmatch=True),
+        st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True),
+        max_size=3,
+    ),
 )
-def test_tracking_parameters_never_change_identity(scheme: str, host: str, path: list[str], query: dict) -> None:
+def test_tracking_parameters_never_change_identity(
+    scheme: str, host: str, path: list[str], query: dict
+) -> None:
     from urllib.parse import urlencode
 
     base = f"{scheme}://{host}/{'/'.join(path)}" + (f"?{urlencode(query)}" if query else "")
