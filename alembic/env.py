@@ -16,6 +16,15 @@ if config.config_file_name and config.attributes.get("configure_logger", True):
 
 target_metadata = Base.metadata
 
+# Tables other libraries create and own in the same database; never compared or migrated.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
+    if type_ == "table":
+        return name not in FOREIGN_TABLES
+    return parent_names.get("table_name") not in FOREIGN_TABLES
+
 
 def database_url() -> str:
     # `claimwatch init` passes the URL explicitly; the alembic CLI reads the one settings source.
@@ -26,6 +35,7 @@ def run_migrations_offline() -> None:
     context.configure(
         url=database_url(),
         target_metadata=target_metadata,
+        include_name=include_name,
         literal_binds=True,
         render_as_batch=True,
         dialect_opts={"paramstyle": "named"},
@@ -40,6 +50,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )

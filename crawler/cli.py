@@ -22,6 +22,7 @@ from crawler.app import (
     open_sessions,
     print_summary,
 )
+from crawler.cli_schedule import register
 from crawler.config import ConfigError, Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def domain_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or environment: shown as one clean line, not a traceback."""
+    from crawler.alerting import AlertError
+    from crawler.scheduling import LockHeld
     from crawler.sources import SourcesFileError
     from db.migrate import SchemaOutOfDate
     from db.session import DatabaseUnavailable
@@ -82,6 +85,8 @@ def domain_errors() -> tuple[type[BaseException], ...]:
         SchemaOutOfDate,
         ClaimsFileError,
         SourcesFileError,
+        AlertError,
+        LockHeld,
         OSError,
     )
 
@@ -274,9 +279,11 @@ def match(
 
 @app.command()
 def run(spider: SpiderOption = None) -> None:
-    """Crawl, then match: the daily job."""
+    """Crawl, then match: the daily job (under the run lock; `claimwatch schedule --once` also alerts)."""
+    from crawler.scheduling import run_lock
+
     settings = state.settings()
-    with clean_errors():
+    with clean_errors(), run_lock(settings, "run"):
         crawled = do_crawl(settings, spider)
         matched = do_match(settings)
         print_summary(settings)
@@ -287,6 +294,7 @@ def run(spider: SpiderOption = None) -> None:
 @app.command()
 def status() -> None:
     """Show the database's contents and the latest runs."""
+    from crawler.scheduling import schedule_status_lines
     from db.queries import recent_runs, table_counts
 
     settings = state.settings()
@@ -295,6 +303,7 @@ def status() -> None:
         with sessions() as session:
             counts = table_counts(session)
             runs = recent_runs(session)
+        schedule_lines = schedule_status_lines(settings)
     for name, value in counts.items():
         typer.echo(f"{name}: {value}")
     for r in runs:
@@ -303,11 +312,15 @@ def status() -> None:
             f"run {r.id} {r.kind} {r.status} started {r.started_at:%Y-%m-%d %H:%M:%S} took {took}"
             + (f" error: {r.error}" if r.error else "")
         )
+    for line in schedule_lines:
+        typer.echo(line)
 
 
 @app.command("settings")
 def show_settings(
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings reference instead.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings reference instead.")
+    ] = False,
 ) -> None:
     """Print the effective settings (passwords hidden) as JSON."""
     if markdown:
@@ -464,6 +477,9 @@ def demo(
         ok = run_demo(settings, url, port)
     if not ok:
         raise typer.Exit(1)
+
+
+register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions (crawler/cli_schedule.py)
 
 
 def main(argv: list[str] | None = None) -> None:

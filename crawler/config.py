@@ -97,6 +97,64 @@ class Settings:
         "",
         "Directory of the on-disk embedding cache used by `claimwatch score`. Empty: ~/.cache/claimwatch.",
     )
+    smtp_host: str = _setting(
+        "",
+        "SMTP server that delivers alert e-mails. Empty: alerts are not sent "
+        "(`claimwatch alerts --dry-run` still shows them).",
+    )
+    smtp_port: int = _setting(
+        0, "SMTP port. 0: the usual port of the security mode (25 none, 587 starttls, 465 ssl)."
+    )
+    smtp_security: str = _setting(
+        "starttls", "SMTP transport security: `none`, `starttls` or `ssl` (implicit TLS)."
+    )
+    smtp_user: str = _setting("", "SMTP username. Empty: no login.")
+    smtp_password: str = _setting(
+        "",
+        "SMTP password. Set it in the environment only, never in the config file; it is never logged, "
+        "printed or stored.",
+        secret=True,
+    )
+    alert_from: str = _setting(
+        "claimwatch <claimwatch@localhost>", "Sender of alert e-mails (`Name <address>` or `address`)."
+    )
+    alert_to: str = _setting(
+        "",
+        "Comma-separated default recipients of alert digests; they receive every claim set. Recipients of "
+        "one claim set or one claim: `claimwatch subscribe`.",
+    )
+    alert_min_documents: int = _setting(
+        1, "Recurrence: a claim recurs when matched in at least N new documents (syndicated copies once)."
+    )
+    alert_min_sources: int = _setting(
+        1, "Recurrence: ... and those new documents come from at least M distinct sources (outlets)."
+    )
+    alert_spike_factor: float = _setting(
+        3.0,
+        "Spike rule: a claim with new documents also alerts when today's document count is at least this "
+        "many times its daily mean over the trailing window.",
+    )
+    alert_spike_min_documents: int = _setting(
+        3, "Spike rule: today's count must also be at least this many documents."
+    )
+    alert_spike_days: int = _setting(28, "Spike rule: trailing window in days (before today, UTC).")
+    alert_top_passages: int = _setting(3, "Top passages shown per recurring claim in a digest.")
+    schedule_cron: str = _setting(
+        "0 6 * * *",
+        "When `claimwatch schedule` runs the daily job: a crontab expression (minute hour day month "
+        "weekday).",
+    )
+    schedule_timezone: str = _setting("UTC", "Time zone of `schedule_cron` (IANA name, e.g. Europe/Berlin).")
+    schedule_misfire_grace: int = _setting(
+        3600,
+        "Seconds after its planned time a missed run (scheduler down or busy) still starts; missed runs "
+        "are coalesced into one.",
+    )
+    lock_ttl: int = _setting(
+        600,
+        "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
+        "died on the same host is taken over at once; on another host after this time.",
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -185,6 +243,14 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
     unknown = sorted(set(from_file) - known)
     if unknown:
         raise ConfigError(f"config file {config_file}: unknown setting(s) {', '.join(unknown)}")
+    secrets_in_file = sorted(
+        f.name for f in fields(Settings) if f.metadata.get("secret") and f.name in from_file
+    )
+    if secrets_in_file:
+        raise ConfigError(
+            f"config file {config_file}: {', '.join(secrets_in_file)} may only be set in the environment "
+            f"({', '.join(ENV_PREFIX + n.upper() for n in secrets_in_file)})"
+        )
     values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = env.get(ENV_PREFIX + f.name.upper(), from_file.get(f.name))
@@ -206,11 +272,12 @@ def _validate(settings: Settings) -> None:
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
+    """Environment variables that reproduce ``settings`` in a child process (secrets left out: the
+    crawl process never needs them)."""
     env: dict[str, str] = {}
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if value is None:
+        if value is None or f.metadata.get("secret"):
             continue
         env[ENV_PREFIX + f.name.upper()] = (
             ("true" if value else "false") if isinstance(value, bool) else str(value)

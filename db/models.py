@@ -198,3 +198,80 @@ class Match(Base):
     claim: Mapped[Claim] = relationship()
 
     __table_args__ = (UniqueConstraint("document_id", "claim_id", "passage_start", "passage_end", "model"),)
+
+
+class Alert(Base):
+    """One alert stage's result: the claims that recurred in a run (their matches are alert_items)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any] | None]
+
+
+class AlertItem(Base):
+    """A match covered by an alert; its document (the original of a syndicated copy) is no longer new."""
+
+    __tablename__ = "alert_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), unique=True)
+
+    __table_args__ = (Index("ix_alert_items_claim_document", "claim_id", "document_id"),)
+
+
+class Delivery(Base):
+    """One digest e-mail of an alert to one recipient: pending → sending → sent (or failed/unconfirmed)."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str]
+    message: Mapped[str]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("alert_id", "recipient"),)
+
+
+class Subscription(Base):
+    """A recipient of alerts for one claim set, one claim, or everything ('' means any)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    claim_set: Mapped[str] = mapped_column(String(120), default="")
+    claim_key: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", "claim_set", "claim_key"),)
+
+
+class RunLock(Base):
+    """A named lock held by one process (heartbeat renews ``expires_at``); see crawler/scheduling.py."""
+
+    __tablename__ = "run_locks"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(40))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

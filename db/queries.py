@@ -266,7 +266,12 @@ def store_documents(session: Session, records: Sequence[dict[str, Any]]) -> Stor
     accepted: list[dict[str, Any]] = []
     seen: set[str] = set()
     for raw in records:
-        record = {k: v for k, v in raw.items() if k in DOCUMENT_COLUMNS}
+        # PostgreSQL text cannot hold NUL characters; pages occasionally contain them.
+        record = {
+            k: v.replace("\x00", "") if isinstance(v, str) else v
+            for k, v in raw.items()
+            if k in DOCUMENT_COLUMNS
+        }
         url = record["url"]
         if url in seen:
             continue

@@ -79,3 +79,49 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is not present")
     return SHARED
+
+
+# --- alerts and scheduling (issue #3) ------------------------------------------------------------
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 collecting (envelope sender, recipients, raw message) tuples."""
+
+    def __init__(self, port: int = 0) -> None:
+        from aiosmtpd.controller import Controller
+
+        sink = self
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+                sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+                return "250 Message accepted for delivery"
+
+        class LoopbackController(Controller):
+            def _trigger_server(self) -> None:
+                # Port 0: learn the port the OS picked before aiosmtpd connects to it.
+                self.port = self.server.sockets[0].getsockname()[1]
+                super()._trigger_server()
+
+        self.controller = LoopbackController(Handler(), hostname="127.0.0.1", port=port)
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def start(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    server = SmtpSink().start()
+    try:
+        yield server
+    finally:
+        server.stop()

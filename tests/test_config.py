@@ -60,3 +60,14 @@ def test_every_setting_is_documented() -> None:
     for _name, env, _default, help_text in setting_fields():
         assert env in documented, f"{env} is missing from docs/settings.md"
         assert help_text
+
+
+def test_secrets_only_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[claimwatch]\nsmtp_password = "hunter2"\n')
+    with pytest.raises(ConfigError, match="only be set in the environment"):
+        load_settings(environ={}, config_file=config)
+    settings = load_settings(environ={"CLAIMWATCH_SMTP_PASSWORD": "hunter2"})
+    assert settings.smtp_password == "hunter2"
+    assert "hunter2" not in str(settings.redacted())
+    assert "hunter2" not in str(settings_environment(settings))

@@ -1,0 +1,324 @@
+"""Data access for alerts, deliveries, subscriptions and the run lock. Callers own the transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from db.models import Alert, AlertItem, Claim, CrawlRun, Delivery, Document, Match, RunLock, Subscription
+from db.queries import _insert
+from db.timeutil import utcnow
+from pipelines.alerts import ClaimAlert, ClaimRef, MatchedPassage, SubscriptionRef
+
+logger = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 20
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unconfirmed")
+
+
+# --- claims and matches --------------------------------------------------------------------------
+
+
+def claim_refs(session: Session) -> list[ClaimRef]:
+    rows = session.scalars(select(Claim).where(Claim.active.is_(True)).order_by(Claim.claim_set, Claim.key))
+    return [ClaimRef(c.id, c.claim_set, c.key, c.text) for c in rows]
+
+
+def claim_exists(session: Session, claim_set: str, claim_key: str) -> bool:
+    query = select(func.count()).select_from(Claim)
+    if claim_set:
+        query = query.where(Claim.claim_set == claim_set)
+    if claim_key:
+        query = query.where(Claim.key == claim_key)
+    return bool(session.scalar(query))
+
+
+def new_matches(session: Session, claim_ids: Sequence[int]) -> list[MatchedPassage]:
+    """Matches whose story (the original of a syndicated copy) no earlier alert of the claim covered."""
+    if not claim_ids:
+        return []
+    original = aliased(Document)
+    story_id = func.coalesce(Document.duplicate_of_id, Document.id)
+    covered = exists().where(AlertItem.claim_id == Match.claim_id, AlertItem.document_id == story_id)
+    rows = session.execute(
+        select(
+            Match.id,
+            Match.claim_id,
+            story_id,
+            original.title,
+            func.coalesce(original.outlet, original.sitename),
+            original.url,
+            original.language,
+            func.coalesce(original.published_at, original.fetched_at),
+            Match.passage,
+            Match.score,
+        )
+        .select_from(Match)
+        .join(Document, Document.id == Match.document_id)
+        .join(original, original.id == story_id)
+        .where(Match.claim_id.in_(list(claim_ids)), ~covered)
+        .order_by(Match.id)
+    )
+    return [MatchedPassage(*row) for row in rows]
+
+
+def match_history(
+    session: Session, claim_ids: Sequence[int], since: datetime
+) -> dict[int, list[tuple[int, datetime]]]:
+    """Per claim: (story id, seen at) of every match seen since ``since`` (for trends and spikes)."""
+    history: dict[int, list[tuple[int, datetime]]] = {}
+    if not claim_ids:
+        return history
+    original = aliased(Document)
+    story_id = func.coalesce(Document.duplicate_of_id, Document.id)
+    seen_at = func.coalesce(original.published_at, original.fetched_at)
+    rows = session.execute(
+        select(Match.claim_id, story_id, seen_at)
+        .select_from(Match)
+        .join(Document, Document.id == Match.document_id)
+        .join(original, original.id == story_id)
+        .where(Match.claim_id.in_(list(claim_ids)), seen_at >= since)
+    )
+    for claim_id, story, when in rows:
+        history.setdefault(claim_id, []).append((story, when))
+    return history
+
+
+# --- alerts and deliveries -----------------------------------------------------------------------
+
+
+def record_alert(session: Session, alerts: Sequence[ClaimAlert], crawl_run_id: int | None) -> Alert:
+    """The alert row and its items (every new match it covers); flushed so it has an id."""
+    row = Alert(
+        crawl_run_id=crawl_run_id,
+        claims=len(alerts),
+        documents=sum(a.new_documents for a in alerts),
+        summary={
+            "claims": [
+                {
+                    "claim_id": a.claim.id,
+                    "key": a.claim.key,
+                    "claim_set": a.claim.claim_set,
+                    "reasons": list(a.reasons),
+                    "new_documents": a.new_documents,
+                    "new_sources": a.new_sources,
+                    "today": a.trend.today,
+                    "baseline_mean": round(a.trend.baseline_mean, 3),
+                }
+                for a in alerts
+            ]
+        },
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    items = [
+        {"alert_id": row.id, "claim_id": p.claim_id, "document_id": p.story_id, "match_id": p.match_id}
+        for a in alerts
+        for p in a.covered
+    ]
+    if items:
+        statement = _insert(session, AlertItem).on_conflict_do_nothing(index_elements=["match_id"])
+        session.execute(statement, items)
+    return row
+
+
+def add_delivery(
+    session: Session, alert_id: int, recipient: str, message_id: str, subject: str, message: str
+) -> None:
+    statement = _insert(session, Delivery).values(
+        alert_id=alert_id,
+        recipient=recipient,
+        status="pending",
+        message_id=message_id,
+        subject=subject,
+        message=message,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    session.execute(statement.on_conflict_do_nothing(index_elements=["alert_id", "recipient"]))
+
+
+def deliveries_to_send(session: Session) -> list[Delivery]:
+    return list(session.scalars(select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)))
+
+
+def claim_delivery(session: Session, delivery_id: int) -> bool:
+    """pending → sending (the point after which a crash means "possibly sent"); False if not pending."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "pending")
+        .values(status="sending", attempts=Delivery.attempts + 1, last_attempt_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def finish_delivery(session: Session, delivery_id: int, status: str, error: str | None = None) -> None:
+    values: dict[str, object] = {"status": status, "error": error[:2000] if error else None}
+    if status == "sent":
+        values["sent_at"] = utcnow()
+    session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+    if status == "pending":
+        _give_up_exhausted(session, [delivery_id], error or "retry")
+
+
+def note_delivery_failure(session: Session, delivery_ids: Sequence[int], error: str) -> None:
+    """Connection-level failure before any message was handed over: stays pending, counts an attempt."""
+    if not delivery_ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "pending")
+        .values(attempts=Delivery.attempts + 1, last_attempt_at=utcnow(), error=error[:2000])
+    )
+    _give_up_exhausted(session, delivery_ids, error)
+
+
+def _give_up_exhausted(session: Session, delivery_ids: Sequence[int], error: str) -> None:
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(list(delivery_ids)),
+            Delivery.status == "pending",
+            Delivery.attempts >= MAX_DELIVERY_ATTEMPTS,
+        )
+        .values(status="failed", error=f"gave up after {MAX_DELIVERY_ATTEMPTS} attempts: {error}"[:2000])
+    )
+
+
+def reconcile_sending(session: Session) -> int:
+    """Deliveries a dead process left in 'sending' become 'unconfirmed' (possibly sent: never resent)."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.status == "sending")
+        .values(
+            status="unconfirmed",
+            error="the sending process stopped during the SMTP transaction; possibly delivered, not resent",
+        )
+    )
+    return result.rowcount or 0
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: n for status, n in rows}
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+
+def add_subscription(session: Session, email: str, claim_set: str = "", claim_key: str = "") -> bool:
+    statement = _insert(session, Subscription).values(
+        email=email, claim_set=claim_set, claim_key=claim_key, created_at=utcnow()
+    )
+    result = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["email", "claim_set", "claim_key"]).returning(
+            Subscription.id
+        )
+    )
+    return result.first() is not None
+
+
+def remove_subscriptions(
+    session: Session, email: str, claim_set: str | None = None, claim_key: str | None = None
+) -> int:
+    """Remove the matching subscriptions of ``email`` (all of them when no scope is given)."""
+    statement = delete(Subscription).where(Subscription.email == email)
+    if claim_set is not None:
+        statement = statement.where(Subscription.claim_set == claim_set)
+    if claim_key is not None:
+        statement = statement.where(Subscription.claim_key == claim_key)
+    return session.execute(statement).rowcount or 0
+
+
+def list_subscriptions(session: Session) -> list[SubscriptionRef]:
+    rows = session.scalars(select(Subscription).order_by(Subscription.email, Subscription.id))
+    return [SubscriptionRef(s.email, s.claim_set, s.claim_key) for s in rows]
+
+
+# --- scheduled runs and the run lock -------------------------------------------------------------
+
+
+def recent_daily_runs(session: Session, limit: int = 5) -> list[CrawlRun]:
+    """The latest daily-job runs (kind 'run': `claimwatch schedule`)."""
+    query = select(CrawlRun).where(CrawlRun.kind == "run").order_by(CrawlRun.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def current_lock(session: Session, name: str) -> RunLock | None:
+    return session.scalar(
+        select(RunLock).where(RunLock.name == name).execution_options(populate_existing=True)
+    )
+
+
+def acquire_lock(
+    session: Session,
+    name: str,
+    *,
+    holder: str,
+    purpose: str,
+    pid: int,
+    host: str,
+    ttl: timedelta,
+    holder_is_dead: Callable[[RunLock], bool],
+    now: datetime | None = None,
+) -> bool:
+    """Take the lock when it is free, expired, or held by a dead process (compare-and-swap on holder)."""
+    now = now or utcnow()
+    values = {
+        "holder": holder,
+        "purpose": purpose,
+        "pid": pid,
+        "host": host,
+        "acquired_at": now,
+        "heartbeat_at": now,
+        "expires_at": now + ttl,
+    }
+    inserted = session.execute(
+        _insert(session, RunLock)
+        .values(name=name, **values)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(RunLock.name)
+    ).first()
+    if inserted is not None:
+        return True
+    row = current_lock(session, name)
+    if row is None:
+        return False
+    if row.holder != holder and row.expires_at > now and not holder_is_dead(row):
+        return False
+    taken = session.execute(
+        update(RunLock)
+        .where(RunLock.name == name, RunLock.holder == row.holder)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount == 1 and row.holder != holder:
+        logger.warning(
+            "took over lock %s from %s (pid %d on %s, expires %s)",
+            name,
+            row.purpose,
+            row.pid,
+            row.host,
+            row.expires_at,
+        )
+    return taken.rowcount == 1
+
+
+def renew_lock(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(RunLock)
+        .where(RunLock.name == name, RunLock.holder == holder)
+        .values(heartbeat_at=now, expires_at=now + ttl)
+    )
+    return result.rowcount == 1
+
+
+def release_lock(session: Session, name: str, holder: str) -> bool:
+    result = session.execute(delete(RunLock).where(RunLock.name == name, RunLock.holder == holder))
+    return result.rowcount == 1
