@@ -9,6 +9,7 @@ from alembic import context
 from crawler.config import load_settings
 from db.models import Base
 from db.session import make_engine
+from db.views import view_names
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logger", True):
@@ -20,10 +21,14 @@ target_metadata = Base.metadata
 FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
 
 
+# The research views (db/views.py, created by migration 0003) are not models; never compared.
+VIEWS = frozenset(view_names())
+
+
 def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
     if type_ == "table":
-        return name not in FOREIGN_TABLES
-    return parent_names.get("table_name") not in FOREIGN_TABLES
+        return name not in FOREIGN_TABLES and name not in VIEWS
+    return parent_names.get("table_name") not in FOREIGN_TABLES | VIEWS
 
 
 def database_url() -> str:

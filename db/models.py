@@ -51,21 +51,39 @@ class Source(Base):
 
     __tablename__ = "sources"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(120), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
-    url: Mapped[str]
-    language: Mapped[str | None] = mapped_column(String(12))
-    country: Mapped[str | None] = mapped_column(String(8))
-    perspective: Mapped[str | None] = mapped_column(String(40))
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    etag: Mapped[str | None]
-    last_modified: Mapped[str | None]
-    last_fetched_at: Mapped[datetime | None]
-    last_status: Mapped[str | None] = mapped_column(String(200))
-    last_success_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    key: Mapped[str] = mapped_column(
+        String(120), unique=True, comment="Stable unique key of the source (from the sources file)."
+    )
+    name: Mapped[str] = mapped_column(String(200), comment="Human-readable name of the outlet or query.")
+    kind: Mapped[str] = mapped_column(String(20), comment="feed, sitemap or gdelt.")
+    url: Mapped[str] = mapped_column(comment="Address of the feed, sitemap or GDELT query.")
+    language: Mapped[str | None] = mapped_column(String(12), comment="Declared main language (ISO 639-1).")
+    country: Mapped[str | None] = mapped_column(
+        String(8), comment="Country of the outlet (ISO 3166-1 alpha-2)."
+    )
+    perspective: Mapped[str | None] = mapped_column(
+        String(40),
+        comment="Perspective tag: russian, azerbaijani, armenian, georgian, ukrainian, turkish, regional, "
+        "western or discovery.",
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, comment="Whether crawls fetch this source.")
+    etag: Mapped[str | None] = mapped_column(comment="ETag of the last successful fetch (conditional GET).")
+    last_modified: Mapped[str | None] = mapped_column(
+        comment="Last-Modified of the last successful fetch (conditional GET)."
+    )
+    last_fetched_at: Mapped[datetime | None] = mapped_column(comment="Last fetch attempt (naive UTC).")
+    last_status: Mapped[str | None] = mapped_column(
+        String(200), comment="Outcome of the last fetch (HTTP status or error)."
+    )
+    last_success_at: Mapped[datetime | None] = mapped_column(comment="Last successful fetch (naive UTC).")
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, comment="When the source was added (naive UTC)."
+    )
+
+    __table_args__ = {
+        "comment": "Where claimwatch discovers articles: RSS/Atom feeds, news sitemaps, GDELT queries."
+    }
 
 
 class CrawlRun(Base):
@@ -73,25 +91,46 @@ class CrawlRun(Base):
 
     __tablename__ = "crawl_runs"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="running")
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    since: Mapped[datetime | None]
-    pages_fetched: Mapped[int] = mapped_column(Integer, default=0)
-    documents_stored: Mapped[int] = mapped_column(Integer, default=0)
-    documents_relevant: Mapped[int] = mapped_column(Integer, default=0)
-    duplicates: Mapped[int] = mapped_column(Integer, default=0)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    documents_matched: Mapped[int] = mapped_column(Integer, default=0)
-    passages_encoded: Mapped[int] = mapped_column(Integer, default=0)
-    matches_stored: Mapped[int] = mapped_column(Integer, default=0)
-    stats: Mapped[dict[str, Any] | None]
-    error: Mapped[str | None]
-    pid: Mapped[int | None] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    kind: Mapped[str] = mapped_column(String(20), comment="Stage: crawl, match, run or demo.")
+    status: Mapped[str] = mapped_column(
+        String(20), default="running", comment="running, succeeded, failed or interrupted."
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Start (naive UTC).")
+    finished_at: Mapped[datetime | None] = mapped_column(comment="End (naive UTC); empty while running.")
+    since: Mapped[datetime | None] = mapped_column(
+        comment="Crawl window start: only articles published after it were fetched."
+    )
+    pages_fetched: Mapped[int] = mapped_column(Integer, default=0, comment="Pages downloaded.")
+    documents_stored: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Documents stored (new rows or retried failures)."
+    )
+    documents_relevant: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Stored documents about Russia-Azerbaijan relations."
+    )
+    duplicates: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Stored documents that copy an earlier one."
+    )
+    failures: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Pages that could not be fetched or extracted."
+    )
+    documents_matched: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Documents scored by the match stage."
+    )
+    passages_encoded: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Passages embedded by the match stage."
+    )
+    matches_stored: Mapped[int] = mapped_column(Integer, default=0, comment="New matches stored.")
+    stats: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Scrapy statistics and other details (JSON)."
+    )
+    error: Mapped[str | None] = mapped_column(comment="Error that ended the run, if any.")
+    pid: Mapped[int | None] = mapped_column(Integer, comment="Process id of the run.")
 
-    __table_args__ = (Index("ix_crawl_runs_kind_status_started", "kind", "status", "started_at"),)
+    __table_args__ = (
+        Index("ix_crawl_runs_kind_status_started", "kind", "status", "started_at"),
+        {"comment": "One execution of a stage (crawl, match, run, demo) with its outcome and counters."},
+    )
 
 
 class Document(Base):
@@ -99,44 +138,106 @@ class Document(Base):
 
     __tablename__ = "documents"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    url: Mapped[str] = mapped_column(unique=True)
-    final_url: Mapped[str | None]
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"), index=True)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    url: Mapped[str] = mapped_column(
+        unique=True, comment="Canonical URL (tracking parameters and fragment stripped); unique."
+    )
+    final_url: Mapped[str | None] = mapped_column(comment="URL after redirects.")
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), index=True, comment="Source that found the page."
+    )
     crawl_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("crawl_runs.id", ondelete="SET NULL"), index=True
+        ForeignKey("crawl_runs.id", ondelete="SET NULL"),
+        index=True,
+        comment="Crawl run that stored the page.",
     )
-    discovered_via: Mapped[str | None] = mapped_column(String(20))
-    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
-    http_status: Mapped[int | None] = mapped_column(Integer)
-    content_type: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    reason: Mapped[str | None]
-    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
-    fetch_attempts: Mapped[int] = mapped_column(Integer, default=1)
-    title: Mapped[str | None]
-    author: Mapped[str | None]
-    published_at: Mapped[datetime | None] = mapped_column(index=True)
-    sitename: Mapped[str | None]
-    outlet: Mapped[str | None] = mapped_column(String(255), index=True)
-    language: Mapped[str | None] = mapped_column(String(12), index=True)
-    description: Mapped[str | None]
-    text: Mapped[str | None]
-    text_chars: Mapped[int | None] = mapped_column(Integer)
-    relevance_terms: Mapped[str | None]
-    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    simhash: Mapped[int | None] = mapped_column(BigInteger)
-    simhash_band0: Mapped[int | None] = mapped_column(Integer, index=True)
-    simhash_band1: Mapped[int | None] = mapped_column(Integer, index=True)
-    simhash_band2: Mapped[int | None] = mapped_column(Integer, index=True)
-    simhash_band3: Mapped[int | None] = mapped_column(Integer, index=True)
+    discovered_via: Mapped[str | None] = mapped_column(
+        String(20), comment="How the link was found: feed, sitemap or gdelt."
+    )
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Fetch time (naive UTC).")
+    http_status: Mapped[int | None] = mapped_column(Integer, comment="HTTP status of the response.")
+    content_type: Mapped[str | None] = mapped_column(String(200), comment="Content-Type of the response.")
+    status: Mapped[str] = mapped_column(
+        String(20), index=True, comment="ok (relevant), irrelevant or failed."
+    )
+    reason: Mapped[str | None] = mapped_column(comment="Why the page is irrelevant or failed.")
+    retryable: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        comment="Failure is transient (5xx, timeout) and is fetched again, at most three times.",
+    )
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=1, comment="Fetches of this URL so far.")
+    title: Mapped[str | None] = mapped_column(comment="Article title.")
+    author: Mapped[str | None] = mapped_column(comment="Article author(s).")
+    published_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="Publication time (naive UTC) when known."
+    )
+    sitename: Mapped[str | None] = mapped_column(comment="Site name from the page metadata.")
+    outlet: Mapped[str | None] = mapped_column(
+        String(255), index=True, comment="Outlet: host name of the final URL."
+    )
+    language: Mapped[str | None] = mapped_column(
+        String(12), index=True, comment="Detected language (ISO 639-1)."
+    )
+    description: Mapped[str | None] = mapped_column(comment="Article description or lead.")
+    text: Mapped[str | None] = mapped_column(comment="Extracted article text.")
+    text_chars: Mapped[int | None] = mapped_column(Integer, comment="Length of text in characters.")
+    relevance_terms: Mapped[str | None] = mapped_column(
+        comment="Russia and Azerbaijan terms found in the text."
+    )
+    content_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, comment="SHA-256 of the normalised text (exact duplicates)."
+    )
+    simhash: Mapped[int | None] = mapped_column(
+        BigInteger, comment="64-bit SimHash of the text, signed (near duplicates)."
+    )
+    simhash_band0: Mapped[int | None] = mapped_column(
+        Integer, index=True, comment="SimHash bits 0-15 (indexed near-duplicate lookup)."
+    )
+    simhash_band1: Mapped[int | None] = mapped_column(Integer, index=True, comment="SimHash bits 16-31.")
+    simhash_band2: Mapped[int | None] = mapped_column(Integer, index=True, comment="SimHash bits 32-47.")
+    simhash_band3: Mapped[int | None] = mapped_column(Integer, index=True, comment="SimHash bits 48-63.")
     duplicate_of_id: Mapped[int | None] = mapped_column(
-        ForeignKey("documents.id", ondelete="SET NULL"), index=True
+        ForeignKey("documents.id", ondelete="SET NULL"),
+        index=True,
+        comment="Original this page copies (syndicated copy); empty for originals.",
     )
-    duplicate_kind: Mapped[str | None] = mapped_column(String(10))
-    match_status: Mapped[str] = mapped_column(String(20), default="skipped", index=True)
-    matched_at: Mapped[datetime | None]
-    match_model: Mapped[str | None] = mapped_column(String(300))
+    duplicate_kind: Mapped[str | None] = mapped_column(String(10), comment="exact or near.")
+    match_status: Mapped[str] = mapped_column(
+        String(20),
+        default="skipped",
+        index=True,
+        comment="skipped, pending, matched, no_match, not_scored or duplicate.",
+    )
+    matched_at: Mapped[datetime | None] = mapped_column(
+        comment="When the match stage scored the document (naive UTC)."
+    )
+    match_model: Mapped[str | None] = mapped_column(String(300), comment="Model that scored the document.")
+
+    __table_args__ = (
+        # Research views (db/views.py): every documents column they read, so SQLite never reads the
+        # (overflowing) text of a row, and source_health's per-source counts.
+        Index(
+            "ix_documents_research",
+            "id",
+            "duplicate_of_id",
+            "published_at",
+            "fetched_at",
+            "source_id",
+            "outlet",
+            "language",
+        ),
+        Index(
+            "ix_documents_source_health",
+            "source_id",
+            "status",
+            "match_status",
+            "duplicate_of_id",
+            "retryable",
+            "fetched_at",
+        ),
+        {"comment": "A fetched page: extracted article, irrelevant page, or failure with its reason."},
+    )
 
     source: Mapped[Source | None] = relationship()
     duplicate_of: Mapped[Document | None] = relationship(remote_side=[id])
@@ -147,18 +248,33 @@ class Claim(Base):
 
     __tablename__ = "claims"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    claim_set: Mapped[str] = mapped_column(String(120))
-    key: Mapped[str] = mapped_column(String(120))
-    text: Mapped[str]
-    paragraph: Mapped[int | None] = mapped_column(Integer)
-    extra: Mapped[dict[str, Any] | None]
-    text_hash: Mapped[str] = mapped_column(String(64))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    claim_set: Mapped[str] = mapped_column(String(120), comment="Name of the claim set.")
+    key: Mapped[str] = mapped_column(
+        String(120), comment="Stable key of the claim within its set (e.g. seed-04)."
+    )
+    text: Mapped[str] = mapped_column(comment="The claim in our own words.")
+    paragraph: Mapped[int | None] = mapped_column(
+        Integer, comment="Paragraph of the seed article the claim comes from."
+    )
+    extra: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Further fields from the claims file (JSON)."
+    )
+    text_hash: Mapped[str] = mapped_column(String(64), comment="Hash of text (embedding cache key).")
+    active: Mapped[bool] = mapped_column(
+        Boolean,
+        default=True,
+        comment="Whether the claim is in the current claims file; inactive claims keep their matches.",
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, comment="When the claim was added (naive UTC)."
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Last change (naive UTC).")
 
-    __table_args__ = (UniqueConstraint("claim_set", "key"),)
+    __table_args__ = (
+        UniqueConstraint("claim_set", "key"),
+        {"comment": "One assertion of a claim set (the seed article's claims, or a researcher's own)."},
+    )
 
 
 class Embedding(Base):
@@ -166,14 +282,17 @@ class Embedding(Base):
 
     __tablename__ = "embeddings"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    model_key: Mapped[str] = mapped_column(String(400))
-    text_hash: Mapped[str] = mapped_column(String(64))
-    dim: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    model_key: Mapped[str] = mapped_column(String(400), comment="Model name@revision.")
+    text_hash: Mapped[str] = mapped_column(String(64), comment="Hash of the embedded text.")
+    dim: Mapped[int] = mapped_column(Integer, comment="Vector dimension.")
+    vector: Mapped[bytes] = mapped_column(LargeBinary, comment="float32 vector, little-endian bytes.")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When it was computed (naive UTC).")
 
-    __table_args__ = (UniqueConstraint("model_key", "text_hash"),)
+    __table_args__ = (
+        UniqueConstraint("model_key", "text_hash"),
+        {"comment": "Cached embedding of one text under one model revision."},
+    )
 
 
 class Match(Base):
@@ -181,23 +300,38 @@ class Match(Base):
 
     __tablename__ = "matches"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
-    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"), index=True)
-    passage: Mapped[str]
-    passage_start: Mapped[int] = mapped_column(Integer)
-    passage_end: Mapped[int] = mapped_column(Integer)
-    score: Mapped[float] = mapped_column(Float)
-    threshold: Mapped[float] = mapped_column(Float)
-    model: Mapped[str] = mapped_column(String(300))
-    model_revision: Mapped[str] = mapped_column(String(200))
-    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), comment="Matched document (always an original)."
+    )
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id", ondelete="CASCADE"), index=True, comment="Matched claim."
+    )
+    passage: Mapped[str] = mapped_column(comment="The matching passage (a sentence or a 2-sentence window).")
+    passage_start: Mapped[int] = mapped_column(
+        Integer, comment="Character offset of the passage in documents.text."
+    )
+    passage_end: Mapped[int] = mapped_column(Integer, comment="Character offset just after the passage.")
+    score: Mapped[float] = mapped_column(Float, comment="Cosine similarity of passage and claim embeddings.")
+    threshold: Mapped[float] = mapped_column(Float, comment="Threshold in force when the match was stored.")
+    model: Mapped[str] = mapped_column(String(300), comment="Embedding model.")
+    model_revision: Mapped[str] = mapped_column(String(200), comment="Revision of the embedding model.")
+    crawl_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("crawl_runs.id", ondelete="SET NULL"), comment="Match run that stored the match."
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, index=True, comment="When the match was stored (naive UTC)."
+    )
 
     document: Mapped[Document] = relationship()
     claim: Mapped[Claim] = relationship()
 
-    __table_args__ = (UniqueConstraint("document_id", "claim_id", "passage_start", "passage_end", "model"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "claim_id", "passage_start", "passage_end", "model"),
+        # Research views: (claim, document) pairs with their best score from the index alone.
+        Index("ix_matches_claim_document_score", "claim_id", "document_id", "score"),
+        {"comment": "A passage of a document that matches a claim at or above the threshold."},
+    )
 
 
 class Alert(Base):

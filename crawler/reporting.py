@@ -1,0 +1,235 @@
+"""`claimwatch report`: one self-contained HTML page about the claims' trends.
+
+A heat map of claims × weeks, a trend plot per claim (documents per day and their 7-day mean), the
+top outlets and the latest matches with links. Plots are drawn with matplotlib's Agg backend and
+embedded as base64 PNG, so the page needs nothing but itself (no scripts, no network).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from db.research import ViewQuery, latest_matches, latest_seen_day, top_outlets, view_rows
+from db.timeutil import utcnow
+from db.views import get_view
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 90
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    since: date | None = None  # default: DEFAULT_DAYS before the latest seen day
+    max_claims: int = 30  # trend plots for the claims with most documents
+    outlets: int = 20
+    latest: int = 50
+
+
+@dataclass(frozen=True)
+class ClaimSeries:
+    key: str
+    claim_set: str
+    text: str
+    days: dict[date, int]
+    total: int
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def _series(session: Session, since: date) -> list[ClaimSeries]:
+    texts = {
+        (row["claim_set"], row["claim_key"]): row["claim_text"]
+        for row in view_rows(session, ViewQuery(get_view("claim_lifecycle")))
+    }
+    days: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
+    for row in view_rows(session, ViewQuery(get_view("claim_daily"), since=since)):
+        days[(row["claim_set"], row["claim_key"])][row["day"]] = row["documents"]
+    series = [
+        ClaimSeries(key, claim_set, texts.get((claim_set, key), ""), counts, sum(counts.values()))
+        for (claim_set, key), counts in days.items()
+    ]
+    return sorted(series, key=lambda s: (-s.total, s.claim_set, s.key))
+
+
+def _weeks(session: Session, since: date, until: date) -> tuple[list[str], list[date], list[list[int]]]:
+    """Claims (most documents first), every week from ``since`` to ``until``, documents per cell."""
+    first = since - timedelta(days=since.weekday())
+    rows = view_rows(session, ViewQuery(get_view("claim_weekly"), since=first))
+    weeks = [first + timedelta(weeks=i) for i in range((until - first).days // 7 + 1)]
+    totals: dict[str, int] = defaultdict(int)
+    cells: dict[tuple[str, date], int] = {}
+    several_sets = len({r["claim_set"] for r in rows}) > 1
+    for r in rows:
+        label = f"{r['claim_set']}/{r['claim_key']}" if several_sets else r["claim_key"]
+        totals[label] += r["documents"]
+        cells[(label, r["week_start"])] = r["documents"]
+    claims = sorted(totals, key=lambda k: (-totals[k], k))
+    matrix = [[cells.get((claim, week), 0) for week in weeks] for claim in claims]
+    return claims, weeks, matrix
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    counts = [series.days.get(day, 0) for day in days]
+    mean = [sum(counts[max(0, i - 6) : i + 1]) / len(counts[max(0, i - 6) : i + 1]) for i in range(len(days))]
+    figure, axes = plt.subplots(figsize=(7.5, 1.9))
+    axes.bar(days, counts, width=1.0, color="#9ecae1", label="documents per day")
+    axes.plot(days, mean, color="#08519c", linewidth=1.8, label="7-day mean")
+    axes.set_xlim(since - timedelta(days=1), until + timedelta(days=1))
+    axes.set_ylim(bottom=0)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.tick_params(labelsize=8)
+    axes.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=2, borderaxespad=0)
+    figure.autofmt_xdate(rotation=0, ha="center")
+    return _png(figure)
+
+
+def heat_map(claims: list[str], weeks: list[date], matrix: list[list[int]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = max(2.2, 0.28 * len(claims) + 1.2)
+    figure, axes = plt.subplots(figsize=(11, height))
+    image = axes.imshow(matrix, aspect="auto", cmap="YlOrRd", interpolation="nearest")
+    axes.set_yticks(range(len(claims)), claims, fontsize=8)
+    step = max(1, -(-len(weeks) // 16))
+    labels = [f"{w:%Y-%m-%d}" for w in weeks][::step]
+    axes.set_xticks(range(0, len(weeks), step), labels, fontsize=8, rotation=45, ha="right")
+    axes.set_xlabel("week starting (Monday, UTC)", fontsize=9)
+    colorbar = figure.colorbar(image, ax=axes, pad=0.01)
+    colorbar.set_label("documents", fontsize=9)
+    return _png(figure)
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1180px; color: #222; }
+h1 { margin-bottom: 0; } .lead { color: #555; margin-top: 4px; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+.claims { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 12px 20px; }
+figure { margin: 0; } figcaption { font-size: 13px; } figcaption b { font-family: monospace; }
+img { max-width: 100%; height: auto; display: block; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; } .passage { color: #444; }
+a { color: #08519c; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _link(url: str | None, label: str | None) -> str:
+    """A link only for http(s) URLs (crawled data could carry javascript: or data: URLs)."""
+    text = _e(label or url or "")
+    if url and urlsplit(url).scheme in {"http", "https"}:
+        return f'<a href="{_e(url)}" rel="noopener noreferrer nofollow">{text}</a>'
+    return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+def build_report(session: Session, options: ReportOptions | None = None, now: datetime | None = None) -> str:
+    """The report as one HTML page."""
+    options = options or ReportOptions()
+    now = now or utcnow()
+    latest_day = latest_seen_day(session)
+    until = max(now.date(), latest_day or now.date())
+    since = options.since or ((latest_day or now.date()) - timedelta(days=DEFAULT_DAYS))
+    series = _series(session, since)
+    claims, weeks, matrix = _weeks(session, since, until)
+    outlets = top_outlets(session, since, options.outlets)
+    latest = latest_matches(session, since, options.latest)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>claimwatch report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>claimwatch report</h1>",
+        f'<p class="lead">Documents matching each claim from {since:%Y-%m-%d} to {until:%Y-%m-%d} '
+        f"(UTC; publication date, else fetch date; syndicated copies counted once). Generated "
+        f"{now:%Y-%m-%d %H:%M} UTC.</p>",
+    ]
+    if not series:
+        parts.append("<p><b>No matches in this period.</b> Run <code>claimwatch run</code> first.</p>")
+    else:
+        parts += [
+            "<h2>Claims × weeks</h2>",
+            f'<img id="heatmap" alt="heat map of documents per claim and week" '
+            f'src="data:image/png;base64,{heat_map(claims, weeks, matrix)}">',
+            "<h2>Trend per claim</h2>",
+            '<div class="claims">',
+        ]
+        for item in series[: options.max_claims]:
+            parts.append(
+                f'<figure class="trend"><figcaption><b>{_e(item.key)}</b> · '
+                f"{_plural(item.total, 'document')} — {_e(item.text)}</figcaption>"
+                f'<img alt="documents per day matching {_e(item.key)}" '
+                f'src="data:image/png;base64,{trend_plot(item, since, until)}"></figure>'
+            )
+        parts.append("</div>")
+        if len(series) > options.max_claims:
+            parts.append(f"<p>{len(series) - options.max_claims} claims with fewer documents not shown.</p>")
+    parts += [
+        "<h2>Top outlets</h2>",
+        "<table><tr><th>outlet</th><th>documents</th><th>claims</th><th>matches</th>"
+        "<th>first seen</th><th>last seen</th></tr>",
+        *(
+            f"<tr><td>{_e(o['outlet'])}</td><td class=n>{o['documents']}</td>"
+            f"<td class=n>{o['claims']}</td><td class=n>{o['matches']}</td>"
+            f"<td>{_when(o['first_seen'])}</td><td>{_when(o['last_seen'])}</td></tr>"
+            for o in outlets
+        ),
+        "</table>",
+        "<h2>Latest matches</h2>",
+        "<table><tr><th>seen</th><th>claim</th><th>score</th><th>document</th><th>passage</th></tr>",
+        *(
+            f'<tr><td>{_when(m["seen_at"])}</td><td title="{_e(m["claim_text"])}">{_e(m["claim_key"])}</td>'
+            f"<td class=n>{m['score']:.2f}</td><td>{_link(m['url'], m['title'])}<br><small>{_e(m['outlet'])}"
+            f" · {_e(m['language'])}</small></td><td class=passage>{_e(m['passage'])}</td></tr>"
+            for m in latest
+        ),
+        "</table>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,423 @@
+"""The research views: names, columns, and their SQL on SQLite and PostgreSQL.
+
+Migration ``alembic/versions/0003_research_views.py`` creates the views from these definitions
+(``create_view_sql``) and drops them on downgrade. A view that changes needs a new migration that
+drops and re-creates it; keep the old SQL reachable for the old migration (e.g. a versioned copy).
+
+Common rules of every view:
+
+- a document's *seen* time is ``published_at``, else ``fetched_at`` (naive UTC), its *day* that
+  time's date and its *week* the Monday starting that ISO week;
+- only originals count: documents with ``duplicate_of_id IS NULL`` (a syndicated copy is linked to
+  its original and never counted again);
+- *outlet* is the document's host (``documents.outlet``), *source* the ``sources`` row (feed,
+  sitemap or GDELT query) that found it, with its country and perspective.
+
+Dates (``day``, ``week_start``) are ``DATE`` on PostgreSQL and ``'YYYY-MM-DD'`` text on SQLite;
+both compare correctly with a ``'YYYY-MM-DD'`` literal or parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+# Tables a read-only researcher may read (together with the views). Alert e-mails, subscriptions
+# (addresses) and locks are left out on purpose.
+RESEARCH_TABLES = ("sources", "crawl_runs", "documents", "claims", "matches", "embeddings")
+
+
+@dataclass(frozen=True)
+class ViewColumn:
+    name: str
+    kind: str  # int, float, text, bool, date, datetime
+    description: str
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    description: str
+    columns: tuple[ViewColumn, ...]
+    since_column: str | None  # the date column `--since` filters on
+    has_claim: bool  # has claim_set / claim_key columns (`--claim` filters on claim_key)
+    template: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def sql(self, dialect: str) -> str:
+        """The SELECT behind the view on ``dialect``."""
+        return self.template.format(**_fragments(dialect)).strip()
+
+
+def _c(name: str, kind: str, description: str) -> ViewColumn:
+    return ViewColumn(name, kind, description)
+
+
+# --- dialect fragments ---------------------------------------------------------------------------
+
+SEEN = "COALESCE(d.published_at, d.fetched_at)"
+# Created by migration 0003 (and declared on db.models.Document): every documents column the views read.
+DOCUMENTS_INDEX = "ix_documents_research"
+
+
+# Per dialect: day and ISO-week (Monday) of a timestamp, whole days from {a} to {b}, `YYYY-MM` of the
+# aggregated day, the `reason: n` list of source_health, and how the views read documents.
+_DIALECT_SQL: dict[str, dict[str, str]] = {
+    "sqlite": {
+        "day": "date({x})",
+        "week": "date({x}, 'weekday 0', '-6 days')",
+        "days_between": "CAST(julianday(date({b})) - julianday(date({a})) AS INTEGER)",
+        "month": "substr(a.day, 1, 7)",
+        "reasons": "group_concat(COALESCE(r.reason, 'unknown') || ': ' || CAST(r.n AS TEXT), '; ')",
+        # SQLite looks documents up by rowid and reads whole rows (the text overflows the page); the
+        # covering index holds every documents column the views read and is about twice as fast.
+        "documents": "documents d INDEXED BY " + DOCUMENTS_INDEX,
+    },
+    "postgresql": {
+        "day": "CAST({x} AS DATE)",
+        "week": "CAST(date_trunc('week', {x}) AS DATE)",
+        "days_between": "(CAST({b} AS DATE) - CAST({a} AS DATE))",
+        "month": "to_char(a.day, 'YYYY-MM')",
+        "reasons": "string_agg(COALESCE(r.reason, 'unknown') || ': ' || CAST(r.n AS TEXT), '; ' "
+        "ORDER BY r.n DESC, r.reason)",
+        "documents": "documents d",
+    },
+}
+
+
+def _fragments(dialect: str) -> dict[str, str]:
+    if dialect not in _DIALECT_SQL:
+        raise NotImplementedError(f"claimwatch supports SQLite and PostgreSQL, not {dialect}")
+    sql = _DIALECT_SQL[dialect]
+    return {
+        "seen": SEEN,
+        "documents": sql["documents"],
+        "day": sql["day"].format(x=SEEN),
+        "week": sql["week"].format(x=SEEN),
+        "month": sql["month"],
+        "span_days": sql["days_between"].format(a="a.first_seen", b="a.last_seen"),
+        "dormant_days": sql["days_between"].format(a="a.last_seen", b="CURRENT_DATE"),
+        "reasons": sql["reasons"],
+        # (claim, document) pairs: several passages of one document count as one document
+        "pairs": (
+            "SELECT claim_id, document_id, COUNT(*) AS matches, MAX(score) AS best_score "
+            "FROM matches GROUP BY claim_id, document_id"
+        ),
+    }
+
+
+# --- the views -----------------------------------------------------------------------------------
+
+_COUNTS = (
+    _c("documents", "int", "Original documents that matched the claim (syndicated copies counted once)."),
+    _c("matches", "int", "Matching passages in those documents."),
+    _c("sources", "int", "Distinct sources (feeds, sitemaps, GDELT queries) that found those documents."),
+    _c("outlets", "int", "Distinct outlets (hosts) that published those documents."),
+    _c("languages", "int", "Distinct document languages."),
+    _c("best_score", "float", "Highest similarity score of a matching passage."),
+)
+
+CLAIM_DAILY = View(
+    name="claim_daily",
+    description="Per claim per day: documents, matches, sources, outlets and languages. Days without "
+    "documents have no row.",
+    columns=(
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set (e.g. `seed-04`)."),
+        _c("day", "date", "Day the documents were seen (published, else fetched; UTC)."),
+        _c("month", "text", "`YYYY-MM` of the day."),
+        *_COUNTS,
+    ),
+    since_column="day",
+    has_claim=True,
+    template="""
+WITH pairs AS ({pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, p.best_score, d.source_id, d.outlet, d.language, {day} AS day
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, day, COUNT(*) AS documents, SUM(matches) AS matches,
+           COUNT(DISTINCT source_id) AS sources, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, MAX(best_score) AS best_score
+    FROM seen GROUP BY claim_id, day
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.day, {month} AS month, a.documents, a.matches,
+       a.sources, a.outlets, a.languages, a.best_score
+FROM a JOIN claims c ON c.id = a.claim_id
+""",
+)
+
+CLAIM_WEEKLY = View(
+    name="claim_weekly",
+    description="Per claim per ISO week (Monday to Sunday): documents, matches, sources, outlets and "
+    "languages. Weeks without documents have no row.",
+    columns=(
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set."),
+        _c("week_start", "date", "Monday of the ISO week the documents were seen (UTC)."),
+        *_COUNTS,
+    ),
+    since_column="week_start",
+    has_claim=True,
+    template="""
+WITH pairs AS ({pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, p.best_score, d.source_id, d.outlet, d.language, {week} AS week_start
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, week_start, COUNT(*) AS documents, SUM(matches) AS matches,
+           COUNT(DISTINCT source_id) AS sources, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, MAX(best_score) AS best_score
+    FROM seen GROUP BY claim_id, week_start
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.week_start, a.documents, a.matches, a.sources,
+       a.outlets, a.languages, a.best_score
+FROM a JOIN claims c ON c.id = a.claim_id
+""",
+)
+
+CLAIM_SOURCES = View(
+    name="claim_sources",
+    description="Per claim per source: documents, matches, outlets, first and last seen. Documents "
+    "without a source (found outside the source list) have a row with an empty source.",
+    columns=(
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set."),
+        _c("source_id", "int", "sources.id (empty: documents without a source)."),
+        _c("source_key", "text", "Key of the source."),
+        _c("source_name", "text", "Name of the source."),
+        _c("source_kind", "text", "`feed`, `sitemap` or `gdelt`."),
+        _c("country", "text", "Country of the source (ISO 3166 code)."),
+        _c("perspective", "text", "Editorial perspective tag of the source."),
+        _c("source_language", "text", "Declared language of the source."),
+        _c("documents", "int", "Original documents of this source that matched the claim."),
+        _c("matches", "int", "Matching passages in those documents."),
+        _c("outlets", "int", "Distinct outlets (hosts) among those documents."),
+        _c("first_seen", "datetime", "Earliest seen time of those documents (UTC)."),
+        _c("last_seen", "datetime", "Latest seen time of those documents (UTC)."),
+        _c("best_score", "float", "Highest similarity score."),
+    ),
+    since_column="last_seen",
+    has_claim=True,
+    template="""
+WITH pairs AS ({pairs}),
+a AS (
+    SELECT p.claim_id, d.source_id, COUNT(*) AS documents, SUM(p.matches) AS matches,
+           COUNT(DISTINCT d.outlet) AS outlets, MIN({seen}) AS first_seen, MAX({seen}) AS last_seen,
+           MAX(p.best_score) AS best_score
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+    GROUP BY p.claim_id, d.source_id
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.source_id, src.key AS source_key,
+       src.name AS source_name, src.kind AS source_kind, src.country, src.perspective,
+       src.language AS source_language, a.documents, a.matches, a.outlets, a.first_seen, a.last_seen,
+       a.best_score
+FROM a
+JOIN claims c ON c.id = a.claim_id
+LEFT JOIN sources src ON src.id = a.source_id
+""",
+)
+
+CLAIM_LIFECYCLE = View(
+    name="claim_lifecycle",
+    description="Per claim (every claim, matched or not): first seen, last seen, days active, span and "
+    "dormant days (days since it was last seen, as of today UTC).",
+    columns=(
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set."),
+        _c("claim_text", "text", "The claim's wording."),
+        _c("active", "bool", "Whether the claim is in the current claim file."),
+        _c("documents", "int", "Original documents that matched the claim."),
+        _c("matches", "int", "Matching passages in those documents."),
+        _c("outlets", "int", "Distinct outlets (hosts)."),
+        _c("languages", "int", "Distinct document languages."),
+        _c("active_days", "int", "Distinct days with at least one document."),
+        _c("first_seen", "datetime", "Earliest seen time (UTC); empty when never matched."),
+        _c("last_seen", "datetime", "Latest seen time (UTC); empty when never matched."),
+        _c("span_days", "int", "Days from the first to the last seen day."),
+        _c("dormant_days", "int", "Days from the last seen day to today (UTC); empty when never matched."),
+    ),
+    since_column="last_seen",
+    has_claim=True,
+    template="""
+WITH pairs AS ({pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, d.outlet, d.language, {seen} AS seen_at, {day} AS day
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, COUNT(*) AS documents, SUM(matches) AS matches, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, COUNT(DISTINCT day) AS active_days,
+           MIN(seen_at) AS first_seen, MAX(seen_at) AS last_seen
+    FROM seen GROUP BY claim_id
+)
+SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, c.active,
+       COALESCE(a.documents, 0) AS documents, COALESCE(a.matches, 0) AS matches,
+       COALESCE(a.outlets, 0) AS outlets, COALESCE(a.languages, 0) AS languages,
+       COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
+       {span_days} AS span_days, {dormant_days} AS dormant_days
+FROM claims c LEFT JOIN a ON a.claim_id = c.id
+""",
+)
+
+MATCH_DETAILS = View(
+    name="match_details",
+    description="One row per match: the claim, the passage and its score, and the document's title, "
+    "URL, outlet, source, country, language and dates. Only original documents.",
+    columns=(
+        _c("match_id", "int", "matches.id"),
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set."),
+        _c("claim_text", "text", "The claim's wording."),
+        _c("document_id", "int", "documents.id"),
+        _c("passage", "text", "The matching passage (one sentence or two)."),
+        _c("passage_start", "int", "Character offset of the passage in the document text."),
+        _c("passage_end", "int", "Character offset just after the passage."),
+        _c("score", "float", "Cosine similarity of passage and claim."),
+        _c("threshold", "float", "Threshold in force when the match was stored."),
+        _c("model", "text", "Embedding model."),
+        _c("model_revision", "text", "Revision of the embedding model."),
+        _c("matched_at", "datetime", "When the match was stored (UTC)."),
+        _c("title", "text", "Document title."),
+        _c("url", "text", "Canonical document URL."),
+        _c("outlet", "text", "Outlet (host) of the document."),
+        _c("source_id", "int", "sources.id of the source that found the document."),
+        _c("source_key", "text", "Key of that source."),
+        _c("source_name", "text", "Name of that source."),
+        _c("country", "text", "Country of that source."),
+        _c("perspective", "text", "Perspective tag of that source."),
+        _c("language", "text", "Detected language of the document."),
+        _c("published_at", "datetime", "Publication time (UTC) when known."),
+        _c("seen_at", "datetime", "Publication time, else fetch time (UTC)."),
+        _c("seen_day", "date", "Day of seen_at."),
+    ),
+    since_column="seen_day",
+    has_claim=True,
+    template="""
+SELECT m.id AS match_id, m.claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text,
+       m.document_id, m.passage, m.passage_start, m.passage_end, m.score, m.threshold, m.model,
+       m.model_revision, m.created_at AS matched_at, d.title, d.url, d.outlet, d.source_id,
+       src.key AS source_key, src.name AS source_name, src.country, src.perspective, d.language,
+       d.published_at, {seen} AS seen_at, {day} AS seen_day
+FROM matches m
+JOIN claims c ON c.id = m.claim_id
+JOIN documents d ON d.id = m.document_id
+LEFT JOIN sources src ON src.id = d.source_id
+WHERE d.duplicate_of_id IS NULL
+""",
+)
+
+SOURCE_HEALTH = View(
+    name="source_health",
+    description="Per source: pages fetched, extracted, relevant, duplicates, matched, failures (with "
+    "their reasons) and the last fetch and success.",
+    columns=(
+        _c("source_id", "int", "sources.id"),
+        _c("source_key", "text", "Key of the source."),
+        _c("name", "text", "Name of the source."),
+        _c("kind", "text", "`feed`, `sitemap` or `gdelt`."),
+        _c("url", "text", "Address of the feed, sitemap or query."),
+        _c("language", "text", "Declared language."),
+        _c("country", "text", "Country (ISO 3166 code)."),
+        _c("perspective", "text", "Perspective tag."),
+        _c("enabled", "bool", "Whether the source is crawled."),
+        _c("fetched", "int", "Pages stored from this source (documents rows, failures included)."),
+        _c("extracted", "int", "Pages with article text extracted (relevant or not)."),
+        _c("relevant", "int", "Pages about Russia–Azerbaijan relations (status `ok`)."),
+        _c("duplicates", "int", "Syndicated copies of earlier documents."),
+        _c("matched", "int", "Documents with at least one match."),
+        _c("matches", "int", "Matching passages in this source's original documents."),
+        _c("failures", "int", "Pages that could not be fetched or extracted."),
+        _c("failures_retryable", "int", "Failures that later runs retry (5xx, timeouts)."),
+        _c("failure_reasons", "text", "`reason: count` of the failures, `; `-separated."),
+        _c("last_document_at", "datetime", "When the latest page of this source was stored (UTC)."),
+        _c("last_fetched_at", "datetime", "Last fetch of the feed/sitemap/query (UTC)."),
+        _c("last_status", "text", "Outcome of that fetch."),
+        _c("last_success_at", "datetime", "Last successful fetch (UTC)."),
+    ),
+    since_column="last_fetched_at",
+    has_claim=False,
+    template="""
+WITH docs AS (
+    SELECT source_id, COUNT(*) AS fetched,
+           SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
+           SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS relevant,
+           SUM(CASE WHEN duplicate_of_id IS NOT NULL THEN 1 ELSE 0 END) AS duplicates,
+           SUM(CASE WHEN match_status = 'matched' THEN 1 ELSE 0 END) AS matched,
+           SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failures,
+           SUM(CASE WHEN status = 'failed' AND retryable THEN 1 ELSE 0 END) AS failures_retryable,
+           MAX(fetched_at) AS last_document_at
+    FROM documents WHERE source_id IS NOT NULL GROUP BY source_id
+),
+r AS (
+    SELECT source_id, reason, COUNT(*) AS n
+    FROM documents WHERE status = 'failed' AND source_id IS NOT NULL GROUP BY source_id, reason
+),
+reasons AS (SELECT r.source_id, {reasons} AS failure_reasons FROM r GROUP BY r.source_id),
+per_document AS (SELECT document_id, COUNT(*) AS n FROM matches GROUP BY document_id),
+match_counts AS (
+    SELECT d.source_id, SUM(pd.n) AS matches
+    FROM per_document pd JOIN {documents} ON d.id = pd.document_id
+    WHERE d.source_id IS NOT NULL AND d.duplicate_of_id IS NULL
+    GROUP BY d.source_id
+)
+SELECT s.id AS source_id, s.key AS source_key, s.name, s.kind, s.url, s.language, s.country,
+       s.perspective, s.enabled,
+       COALESCE(docs.fetched, 0) AS fetched, COALESCE(docs.extracted, 0) AS extracted,
+       COALESCE(docs.relevant, 0) AS relevant, COALESCE(docs.duplicates, 0) AS duplicates,
+       COALESCE(docs.matched, 0) AS matched, COALESCE(mc.matches, 0) AS matches,
+       COALESCE(docs.failures, 0) AS failures, COALESCE(docs.failures_retryable, 0) AS failures_retryable,
+       reasons.failure_reasons, docs.last_document_at, s.last_fetched_at, s.last_status, s.last_success_at
+FROM sources s
+LEFT JOIN docs ON docs.source_id = s.id
+LEFT JOIN reasons ON reasons.source_id = s.id
+LEFT JOIN match_counts mc ON mc.source_id = s.id
+""",
+)
+
+VIEWS: tuple[View, ...] = (
+    CLAIM_DAILY,
+    CLAIM_WEEKLY,
+    CLAIM_SOURCES,
+    CLAIM_LIFECYCLE,
+    MATCH_DETAILS,
+    SOURCE_HEALTH,
+)
+
+
+def view_names() -> list[str]:
+    """The names of the research views, in documentation order."""
+    return [v.name for v in VIEWS]
+
+
+def get_view(name: str) -> View:
+    for view in VIEWS:
+        if view.name == name:
+            return view
+    raise KeyError(name)
+
+
+def create_view_sql(view: View, dialect: str) -> str:
+    return f"CREATE VIEW {view.name} AS\n{view.sql(dialect)}"
+
+
+def drop_view_sql(view: View) -> str:
+    return f"DROP VIEW IF EXISTS {view.name}"
