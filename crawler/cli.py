@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from crawler import cli_research, cli_schedule
 from crawler.app import (
     UsageError,
     do_crawl,
@@ -22,7 +23,6 @@ from crawler.app import (
     open_sessions,
     print_summary,
 )
-from crawler.cli_schedule import register
 from crawler.config import ConfigError, Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def domain_errors() -> tuple[type[BaseException], ...]:
     from db.migrate import SchemaOutOfDate
     from db.session import DatabaseUnavailable
     from pipelines.claims import ClaimsFileError
+    from pipelines.embed import ModelLoadError
 
     return (
         ConfigError,
@@ -84,6 +85,7 @@ def domain_errors() -> tuple[type[BaseException], ...]:
         DatabaseUnavailable,
         SchemaOutOfDate,
         ClaimsFileError,
+        ModelLoadError,
         SourcesFileError,
         AlertError,
         LockHeld,
@@ -479,7 +481,8 @@ def demo(
         raise typer.Exit(1)
 
 
-register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions (crawler/cli_schedule.py)
+cli_schedule.register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions
+cli_research.register(app)  # export, report, browse, db
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -488,4 +491,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # `python -m crawler.cli`: the commands in other modules import crawler.cli for its `state`
+    sys.modules.setdefault("crawler.cli", sys.modules[__name__])
     main()

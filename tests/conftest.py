@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +128,190 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield server
     finally:
         server.stop()
+
+
+# --- research views, exports, report, browse (issue #4) -----------------------------------------
+
+
+@dataclass
+class ResearchData:
+    """A small migrated database with known contents (see ``fill_research_data``)."""
+
+    backend: str
+    url: str
+    sessions: Any
+    today: date
+    claim_ids: dict[str, int]
+    source_ids: dict[str, int]
+
+
+_VOCABULARY = (
+    "baku moscow kremlin pipeline transit caspian corridor sanctions airline crash envoy summit gas oil "
+    "tariff border treaty diaspora media arrest court minister visit protest trade quota railway port "
+    "tanker drone missile ceasefire karabakh yerevan tbilisi ankara brussels loan bank grain wheat "
+    "freight customs visa labour migrant election parliament decree embassy"
+)
+
+
+def _research_text(seed: int) -> str:
+    import random
+
+    words = _VOCABULARY.split()
+    rng = random.Random(seed)
+    return " ".join(rng.choice(words) for _ in range(120))
+
+
+def fill_research_data(sessions: Any, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Sources, claims, documents and matches with known view results (all dates relative to now).
+
+    seed-01: today in tass (2 passages) and apa, 2 days ago in bbc (Russian); a syndicated copy of
+    the tass article carries a stray match that must never count. seed-02: today in tass, 10 days
+    ago via GDELT (Turkish). seed-03: only 60 days ago (dormant). seed-04: never matched.
+    """
+    from db.queries import set_match_status, store_documents, store_matches, sync_claims, upsert_sources
+    from db.session import session_scope
+    from pipelines.dedup import content_hash, simhash
+
+    today = now.date()
+    start_of_today = datetime.combine(today, time(0, 0, 1))
+    sources = [
+        {"key": "tass-en", "name": "TASS", "kind": "feed", "url": "https://tass.example/rss",
+         "language": "en", "country": "RU", "perspective": "russian"},
+        {"key": "apa-en", "name": "APA", "kind": "feed", "url": "https://apa.example/rss", "language": "en",
+         "country": "AZ", "perspective": "azerbaijani"},
+        {"key": "bbc-ru", "name": "BBC Russian", "kind": "sitemap", "url": "https://bbc.example/sitemap.xml",
+         "language": "ru", "country": "GB", "perspective": "western"},
+        {"key": "gdelt-tr", "name": "GDELT tr", "kind": "gdelt", "url": "Baku sourcelang:turkish",
+         "language": "tr", "country": "intl", "perspective": "discovery"},
+    ]  # fmt: skip
+
+    @dataclass
+    class Stub:
+        id: str
+        text: str
+        paragraph: int | None = None
+        extra: dict[str, Any] | None = None
+
+    claims = [
+        Stub(f"seed-0{i}", f"Claim {i}: Baku and Moscow disagree about item {i}.", i) for i in range(1, 5)
+    ]
+    with session_scope(sessions) as session:
+        upsert_sources(session, sources)
+        sync_claims(session, "seed", claims, lambda text: content_hash(text))
+    with sessions() as session:
+        from db.queries import active_claims, source_ids_by_key
+
+        claim_ids = {c.key: c.id for c in active_claims(session)}
+        source_ids = source_ids_by_key(session)
+
+    def doc(
+        n: int, source: str, outlet: str, language: str, published: datetime | None, **extra: Any
+    ) -> dict:
+        text = extra.pop("text", _research_text(n))
+        return {
+            "url": f"https://{outlet}/news/{n}",
+            "source_id": source_ids[source],
+            "status": "ok",
+            "title": f"Article {n} from {outlet}",
+            "text": text,
+            "content_hash": content_hash(text),
+            "simhash": simhash(text),
+            "published_at": published,
+            "fetched_at": (published or now) + timedelta(minutes=5),
+            "outlet": outlet,
+            "language": language,
+            "match_status": "pending",
+            **extra,
+        }
+
+    records = [
+        doc(1, "tass-en", "tass.example", "en", start_of_today),
+        doc(2, "apa-en", "apa.example", "en", start_of_today + timedelta(minutes=1)),
+        doc(3, "bbc-ru", "bbc.example", "ru", start_of_today - timedelta(days=2)),
+        doc(4, "gdelt-tr", "trend.example", "tr", start_of_today - timedelta(days=10)),
+        doc(5, "tass-en", "tass.example", "en", start_of_today - timedelta(days=60)),
+        doc(6, "apa-en", "copy.example", "en", start_of_today, text=_research_text(1)),  # copy of 1
+        {**doc(7, "bbc-ru", "bbc.example", "ru", start_of_today), "status": "irrelevant",
+         "reason": "names Russia but not Azerbaijan", "match_status": "skipped"},
+        {"url": "https://tass.example/news/gone", "source_id": source_ids["tass-en"], "status": "failed",
+         "reason": "http 404", "retryable": False, "outlet": "tass.example", "match_status": "skipped"},
+        {"url": "https://bbc.example/news/busy", "source_id": source_ids["bbc-ru"], "status": "failed",
+         "reason": "http 503", "retryable": True, "outlet": "bbc.example", "match_status": "skipped"},
+    ]  # fmt: skip
+    with session_scope(sessions) as session:
+        counts = store_documents(session, records)
+    assert counts.duplicates == 1, "the copy of article 1 must be linked to it"
+    from sqlalchemy import select
+
+    from db.models import Document
+
+    with sessions() as session:
+        ids = {url: i for url, i in session.execute(select(Document.url, Document.id))}
+
+    def match(n: int, outlet: str, claim: str, start: int, score: float) -> dict[str, Any]:
+        return {
+            "document_id": ids[f"https://{outlet}/news/{n}"],
+            "claim_id": claim_ids[claim],
+            "passage": f"Passage {start} of article {n} about {claim}.",
+            "passage_start": start,
+            "passage_end": start + 40,
+            "score": score,
+            "threshold": 0.55,
+            "model": "test-model",
+            "model_revision": "r1",
+        }
+
+    with session_scope(sessions) as session:
+        store_matches(
+            session,
+            [
+                match(1, "tass.example", "seed-01", 0, 0.91),
+                match(1, "tass.example", "seed-01", 50, 0.72),
+                match(1, "tass.example", "seed-02", 100, 0.66),
+                match(2, "apa.example", "seed-01", 0, 0.81),
+                match(3, "bbc.example", "seed-01", 0, 0.77),
+                match(4, "trend.example", "seed-02", 0, 0.61),
+                match(5, "tass.example", "seed-03", 0, 0.88),
+                match(6, "copy.example", "seed-01", 0, 0.99),  # stray match on a syndicated copy
+            ],
+        )
+        matched = [ids[f"https://{o}/news/{n}"] for n, o in ((1, "tass.example"), (2, "apa.example"),
+                   (3, "bbc.example"), (4, "trend.example"), (5, "tass.example"))]  # fmt: skip
+        set_match_status(session, matched, "matched", "test-model", when=now)
+    return claim_ids, source_ids
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def research_data(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ResearchData]:
+    """One database per backend and test module, filled by ``fill_research_data``; read it only."""
+    from db.timeutil import utcnow
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('research') / 'claimwatch.db'}"
+    else:
+        if not postgres_available():
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
+            pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+        url = create_postgres_database()
+    engine = make_engine(url)
+    try:
+        upgrade_database(url)
+        sessions = make_sessionmaker(engine)
+        now = utcnow()
+        claim_ids, source_ids = fill_research_data(sessions, now)
+        yield ResearchData(request.param, url, sessions, now.date(), claim_ids, source_ids)
+    finally:
+        engine.dispose()
+        if request.param == "postgresql":
+            drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Any:
+    """The bundled all-MiniLM-L6-v2 model, loaded once per test session."""
+    from pipelines.embed import load_encoder
+
+    return load_encoder()

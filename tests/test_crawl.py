@@ -36,7 +36,8 @@ PARAGRAPH = (
 
 
 def on_topic_page(n: int = 0) -> bytes:
-    paragraphs = "\n".join(PARAGRAPH.format(n=f"Detail {n}-{i}.") for i in range(6))
+    # pages differ in their last sentence only (near-duplicates of each other)
+    paragraphs = "\n".join(PARAGRAPH.format(n=f"Detail {n}." if i == 5 else "") for i in range(6))
     return ON_TOPIC_HTML.format(date=datetime.now(UTC).date().isoformat(), paragraphs=paragraphs).encode()
 
 

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.items import PageItem, SourceStateItem
@@ -105,6 +107,10 @@ class ArticleSpider(scrapy.Spider):
 
     def article_failed(self, failure: Failure) -> Iterator[PageItem]:
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(IgnoreRequest) and not failure.check(HttpError):
+            # robots.txt, the address policy or an already-stored URL: a decision, not a document
+            logger.info("not fetching %s: %s", request.url, failure.getErrorMessage())
+            return
         response = getattr(failure.value, "response", None)
         status = response.status if response is not None else None
         if status is not None:
@@ -112,7 +118,7 @@ class ArticleSpider(scrapy.Spider):
             retryable = status in RETRYABLE_HTTP
         else:
             reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:300]
-            retryable = failure.type.__name__ not in {"IgnoreRequest"}
+            retryable = True
         logger.info("failed to fetch %s: %s", request.url, reason)
         yield self._page_item(request.meta, http_status=status, error=reason, retryable=retryable)
 

@@ -1,0 +1,120 @@
+"""Claims files: the assertions claimwatch tracks.
+
+Two formats, chosen by content rather than file name:
+
+* YAML: a mapping with a ``claims:`` list of ``{id, text, ...}`` and an optional top-level
+  ``claim_set:`` name (default: the file's stem);
+* JSONL: one ``{"id": ..., "text": ..., ...}`` object per line.
+
+Besides ``id`` and ``text``, a claim may carry ``paragraph`` (where it comes from in its source) and
+``claim_set``; every other field is kept in ``extra``. Ids are strings (numbers are converted) and must
+be unique within a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RESERVED_FIELDS = {"id", "text", "paragraph", "claim_set"}
+MAX_CLAIM_CHARS = 2000
+
+
+class ClaimsFileError(ValueError):
+    """A claims (or input) file that cannot be read; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    paragraph: int | None = None
+    claim_set: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_claims_path() -> Path:
+    """The shipped claims of the seed article."""
+    return Path(__file__).resolve().parent.parent / "crawler" / "data" / "seed_claims.yaml"
+
+
+def parse_claim(record: Any, where: str, default_set: str) -> Claim:
+    if not isinstance(record, dict):
+        raise ClaimsFileError(f"{where}: a claim must be a mapping with `id` and `text`")
+    ident = record.get("id")
+    if isinstance(ident, bool) or not isinstance(ident, str | int) or str(ident).strip() == "":
+        raise ClaimsFileError(f"{where}: missing or invalid `id`")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ClaimsFileError(f"{where}: claim {ident!r} has no `text`")
+    text = " ".join(text.split())
+    if len(text) > MAX_CLAIM_CHARS:
+        raise ClaimsFileError(f"{where}: claim {ident!r} is longer than {MAX_CLAIM_CHARS} characters")
+    paragraph = record.get("paragraph")
+    if paragraph is not None and (isinstance(paragraph, bool) or not isinstance(paragraph, int)):
+        raise ClaimsFileError(f"{where}: claim {ident!r}: `paragraph` must be an integer")
+    claim_set = record.get("claim_set", default_set)
+    if not isinstance(claim_set, str) or not claim_set.strip():
+        raise ClaimsFileError(f"{where}: claim {ident!r}: `claim_set` must be a non-empty string")
+    extra = {key: value for key, value in record.items() if key not in RESERVED_FIELDS}
+    return Claim(str(ident).strip(), text, paragraph, claim_set.strip(), extra)
+
+
+def parse_jsonl(content: str, path: Path) -> list[Claim]:
+    claims = []
+    for number, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ClaimsFileError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        claims.append(parse_claim(record, f"{path}:{number}", path.stem))
+    return claims
+
+
+def parse_yaml(content: str, path: Path) -> list[Claim]:
+    import yaml
+
+    try:
+        document = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise ClaimsFileError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("claims"), list):
+        raise ClaimsFileError(f"{path}: expected a top-level `claims:` list (or JSONL lines)")
+    claim_set = document.get("claim_set", path.stem)
+    if not isinstance(claim_set, str) or not claim_set.strip():
+        raise ClaimsFileError(f"{path}: `claim_set` must be a non-empty string")
+    return [
+        parse_claim(record, f"{path}: claims[{number}]", claim_set)
+        for number, record in enumerate(document["claims"])
+    ]
+
+
+def looks_like_jsonl(content: str) -> bool:
+    first = next((line for line in content.splitlines() if line.strip()), "")
+    return first.lstrip().startswith("{")
+
+
+def load_claims(path: Path | str) -> list[Claim]:
+    """Read a claims file; raises ClaimsFileError with the file and line on any problem."""
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ClaimsFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClaimsFileError(f"{path}: cannot read: {exc}") from None
+    claims = parse_jsonl(content, path) if looks_like_jsonl(content) else parse_yaml(content, path)
+    seen: set[str] = set()
+    for claim in claims:
+        if claim.id in seen:
+            raise ClaimsFileError(f"{path}: duplicate claim id {claim.id!r}")
+        seen.add(claim.id)
+    logger.debug("loaded %d claims from %s", len(claims), path)
+    return claims
