@@ -51,8 +51,9 @@ def failure_record(item: PageItem, reason: str, retryable: bool = False) -> dict
 
 def article_record(item: PageItem, article: Article) -> dict[str, Any]:
     relevance = assess_relevance(article.text, article.title)
-    # The page's own date is the better one; the listing's date fills in when the page has none.
-    published = parse_date(article.date) or parse_date(item.listed_published)
+    # The feed's / sitemap's date is stated by the publisher; a page date may come from trafilatura's
+    # search of the text ("the 2025 budget" → 2025-01-01), so it only fills in when the listing has none.
+    published = parse_date(item.listed_published) or parse_date(article.date)
     return {
         "url": item.url,
         "final_url": item.final_url,
@@ -66,7 +67,8 @@ def article_record(item: PageItem, article: Article) -> dict[str, Any]:
         "author": article.author,
         "published_at": published,
         "sitename": article.sitename,
-        "outlet": host_of(item.final_url or item.url),
+        # the publication's own name (og:site_name, JSON-LD publisher) when the page states it
+        "outlet": (article.sitename or "").strip()[:255] or host_of(item.final_url or item.url),
         "language": article.language or item.listed_language,
         "description": article.description,
         "text": article.text,
