@@ -174,7 +174,9 @@ class Document(Base):
     )
     sitename: Mapped[str | None] = mapped_column(comment="Site name from the page metadata.")
     outlet: Mapped[str | None] = mapped_column(
-        String(255), index=True, comment="Outlet: host name of the final URL."
+        String(255),
+        index=True,
+        comment="Outlet: the publication's name from the page metadata, else the host of the final URL.",
     )
     language: Mapped[str | None] = mapped_column(
         String(12), index=True, comment="Detected language (ISO 639-1)."
