@@ -251,8 +251,11 @@ SpiderOption = Annotated[
 @app.command()
 def crawl(spider: SpiderOption = None) -> None:
     """Crawl the configured sources for new articles (in a subprocess) and store them."""
-    with clean_errors():
-        result = do_crawl(state.settings(), spider)
+    from crawler.scheduling import run_lock
+
+    settings = state.settings()
+    with clean_errors(), run_lock(settings, "crawl"):
+        result = do_crawl(settings, spider)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -266,8 +269,10 @@ def match(
     ] = False,
 ) -> None:
     """Match the passages of stored, not yet matched documents against the active claims."""
+    from crawler.scheduling import run_lock
+
     settings = state.settings()
-    with clean_errors():
+    with clean_errors(), run_lock(settings, "match"):
         if rematch:
             from db.queries import requeue_documents
             from db.session import session_scope
@@ -385,7 +390,10 @@ def score(
         inputs = read_jsonl_inputs(input)
         model_name = model or settings.model
         encoder = load_encoder(
-            model_name, batch_size=settings.encode_batch_size, languages=settings.language_set()
+            model_name,
+            batch_size=settings.encode_batch_size,
+            languages=settings.language_set(),
+            show_progress=sys.stderr.isatty(),  # embedding thousands of new claims takes minutes
         )
         cache = FileEmbeddingCache(Path(settings.cache_dir)) if settings.cache_dir else FileEmbeddingCache()
         index = ClaimIndex.build(encoder, claim_list, cache=cache)

@@ -31,6 +31,7 @@ def demo_settings(settings: Settings, database_url: str) -> Settings:
 def run_demo(settings: Settings, database_url: str, port: int) -> bool:
     """Serve the demo site, crawl it with the real spiders, match, store and summarise."""
     from crawler.demo.site import DemoSite
+    from crawler.scheduling import run_lock
     from db.queries import upsert_sources
     from db.session import session_scope
 
@@ -38,12 +39,13 @@ def run_demo(settings: Settings, database_url: str, port: int) -> bool:
     typer.echo(f"demo database: {redact_url(database_url)}", err=True)
     initialise(settings, load_default_sources=False)
     started = time.monotonic()
-    with DemoSite(port=port) as site:
-        typer.echo(f"demo site: {site.base_url}/ ({len(site.articles())} articles)", err=True)
-        with session_scope(open_sessions(settings)) as session:
-            upsert_sources(session, site.sources())
-        crawled = do_crawl(settings, ["feeds", "sitemaps"])
-    matched = do_match(settings)
+    with run_lock(settings, "demo"):
+        with DemoSite(port=port) as site:
+            typer.echo(f"demo site: {site.base_url}/ ({len(site.articles())} articles)", err=True)
+            with session_scope(open_sessions(settings)) as session:
+                upsert_sources(session, site.sources())
+            crawled = do_crawl(settings, ["feeds", "sitemaps"])
+        matched = do_match(settings)
     seconds = time.monotonic() - started
     print_summary(settings)
     documents = crawled.counters["documents_stored"]

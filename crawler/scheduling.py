@@ -50,7 +50,7 @@ from db.alerts import (
     renew_lock,
 )
 from db.models import RunLock
-from db.queries import RUN_COUNTERS, finish_run, start_run
+from db.queries import RUN_COUNTERS, close_abandoned_runs, finish_run, start_run
 from db.session import make_engine, session_scope
 from db.timeutil import utcnow
 
@@ -101,9 +101,15 @@ class RunLockHandle:
     """The database-backed run lock of this process, renewed by a heartbeat thread while held."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], ttl_seconds: int, purpose: str, name: str = LOCK_NAME
+        self,
+        sessions: sessionmaker[Session],
+        ttl_seconds: int,
+        purpose: str,
+        name: str = LOCK_NAME,
+        own_run_id: int | None = None,
     ) -> None:
         self.sessions = sessions
+        self.own_run_id = own_run_id
         self.ttl = timedelta(seconds=max(3, ttl_seconds))
         self.purpose = purpose
         self.name = name
@@ -133,6 +139,7 @@ class RunLockHandle:
                 logger.debug("lock %s: retrying after %s", self.name, exc)
                 continue
             if taken:
+                self.close_abandoned_runs()
                 break
             with self.sessions() as session:
                 row = current_lock(session, self.name)
@@ -143,6 +150,13 @@ class RunLockHandle:
         self._thread = threading.Thread(target=self._beat, name=f"lock-heartbeat-{self.name}", daemon=True)
         self._thread.start()
         logger.debug("run lock %s taken by %s (%s)", self.name, self.purpose, self.holder)
+
+    def close_abandoned_runs(self) -> None:
+        keep = [self.own_run_id] if self.own_run_id is not None else []
+        with session_scope(self.sessions) as session:
+            closed = close_abandoned_runs(session, keep)
+        if closed:
+            logger.warning("marked %d run(s) left 'running' by a dead process as interrupted", closed)
 
     def _beat(self) -> None:
         interval = self.ttl.total_seconds() / 3
@@ -271,7 +285,7 @@ def run_daily_job(
     started = time.monotonic()
     with session_scope(sessions) as session:
         run_id = start_run(session, "run", pid=os.getpid()).id
-    lock = RunLockHandle(sessions, settings.lock_ttl, purpose)
+    lock = RunLockHandle(sessions, settings.lock_ttl, purpose, own_run_id=run_id)
     try:
         lock.acquire()
     except LockHeld as exc:

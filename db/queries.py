@@ -132,6 +132,22 @@ def finish_run(
     session.execute(update(CrawlRun).where(CrawlRun.id == run_id).values(**values))
 
 
+def close_abandoned_runs(session: Session, keep: Sequence[int] = ()) -> int:
+    """Mark runs still 'running' as interrupted: called by the holder of the run lock, so no other
+    run can be alive (a killed or crashed process leaves its row 'running')."""
+    query = update(CrawlRun).where(CrawlRun.status == "running")
+    if keep:
+        query = query.where(CrawlRun.id.not_in(list(keep)))
+    result = session.execute(
+        query.values(
+            status="interrupted",
+            finished_at=utcnow(),
+            error="abandoned: the process ended without finishing this run (found by the next run)",
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def add_run_counters(session: Session, run_id: int, counters: dict[str, int]) -> None:
     """Add to a run's counters atomically (several batches report into one run)."""
     values = {
