@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import cli_research, cli_schedule
+from crawler import cli_eval, cli_research, cli_schedule
 from crawler.app import (
     UsageError,
     do_crawl,
@@ -491,6 +491,7 @@ def demo(
 
 cli_schedule.register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions
 cli_research.register(app)  # export, report, browse, db
+cli_eval.register(app)  # eval checkthat, eval labels, calibrate
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -88,6 +88,11 @@ class Settings:
     )
     gdelt_delay: float = _setting(5.0, "Seconds between GDELT API requests (GDELT asks for >= 5).")
     gdelt_max_records: int = _setting(250, "Articles per GDELT query (API maximum 250).")
+    max_source_entries: int = _setting(
+        1000,
+        "Entries read per feed or news sitemap, in document order (feeds list their newest first); "
+        "a source listing 100,000 items costs no more than this.",
+    )
     crawl_dir: str = _setting(
         "crawls", "Directory for per-run crawl state and logs (one sub-directory per run)."
     )
@@ -264,7 +269,13 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
 def _validate(settings: Settings) -> None:
     if settings.log_format not in {"text", "json"}:
         raise ConfigError("setting log_format must be `text` or `json`")
-    for name in ("match_top_k", "encode_batch_size", "match_batch_documents", "download_timeout"):
+    for name in (
+        "match_top_k",
+        "encode_batch_size",
+        "match_batch_documents",
+        "download_timeout",
+        "max_source_entries",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")
     if "://" not in settings.database_url:

@@ -49,6 +49,7 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "CLAIMWATCH_GDELT_API_URL": settings.gdelt_api_url,
         "CLAIMWATCH_GDELT_DELAY": settings.gdelt_delay,
         "CLAIMWATCH_GDELT_MAX_RECORDS": settings.gdelt_max_records,
+        "CLAIMWATCH_MAX_SOURCE_ENTRIES": settings.max_source_entries,
     }
     if log_file is not None:
         overrides["LOG_FILE"] = str(log_file)

@@ -20,6 +20,10 @@ from pipelines.urls import host_of
 
 logger = logging.getLogger(__name__)
 
+# Less text than this is a menu, a cookie wall or a script shell, not an article (a short news brief has
+# several hundred characters); without the check a nav bar naming both countries is queued as relevant.
+MIN_ARTICLE_CHARS = 100
+
 
 def parse_date(value: str | None) -> datetime | None:
     """An ISO date or datetime as naive UTC, or None."""
@@ -92,7 +96,7 @@ def page_to_record(item: PageItem) -> dict[str, Any]:
     if html is None:
         return failure_record(item, "undecodable body")
     article = extract_article(html, item.final_url or item.url)
-    if article is None:
+    if article is None or len(article.text) < MIN_ARTICLE_CHARS:
         return failure_record(item, "no article text extracted")
     return article_record(item, article)
 

@@ -38,6 +38,7 @@ DNS_TIMEOUT = 20
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.AddressPolicyMiddleware": 50,
     "crawler.middlewares.KnownUrlMiddleware": 60,
+    "crawler.middlewares.RetryAfterMiddleware": 560,  # above RetryMiddleware (550)
 }
 ITEM_PIPELINES = {
     "crawler.item_pipelines.ExtractPipeline": 100,
@@ -54,3 +55,6 @@ CLAIMWATCH_RUN_ID = None
 CLAIMWATCH_ALLOW_LOOPBACK = False
 CLAIMWATCH_STORE_BATCH_SIZE = 50
 CLAIMWATCH_SINCE = None
+# Only the first N entries of a feed or sitemap are read (feeds list newest first; Google News sitemaps
+# hold at most 1000): a listing of 100,000 items must not turn into 100,000 requests or minutes of parsing.
+CLAIMWATCH_MAX_SOURCE_ENTRIES = 1000

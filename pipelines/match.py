@@ -77,7 +77,7 @@ def default_threshold(model: str) -> float:
     entry = load_thresholds().get(name)
     if entry is None:
         logger.warning(
-            "model %s has no calibrated threshold: using %.2f (run scripts/calibrate_threshold.py)",
+            "model %s has no calibrated threshold: using %.2f (run `claimwatch calibrate`)",
             model,
             FALLBACK_THRESHOLD,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import socket
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 logger = logging.getLogger(__name__)
@@ -96,21 +97,50 @@ def host_of(url: str) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
+_LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+")
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host denotes without DNS, or None for a name.
+
+    Besides the usual forms this reads the IPv4 forms resolvers accept (``2852039166``, ``0xa9fea9fe``,
+    ``10.1``, octal ``0251.0376.0251.0376``): they reach the same addresses.
+    """
+    host = host.strip("[]").rstrip(".").lower()
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not _LEGACY_IPV4.fullmatch(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def blocked_address_reason(host: str, allow_loopback: bool = False) -> str | None:
     """Why a literal IP host must not be crawled (private, link-local, ...), or None if it may be.
 
-    Host names are not resolved here; the downloader checks the resolved address as well.
+    Host names are not resolved here; the address policy middleware checks the resolved address.
     """
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        if host.lower() in {"localhost", "localhost.localdomain"} and not allow_loopback:
+    address = ip_literal(host)
+    if address is None:
+        if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"} and not allow_loopback:
             return "loopback host"
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_loopback:
         return None if allow_loopback else "loopback address"
     if address.is_link_local:
         return "link-local address"
-    if address.is_private or address.is_reserved or address.is_multicast or address.is_unspecified:
+    if (
+        address.is_private
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+        or not address.is_global  # e.g. 100.64.0.0/10, shared by carrier-grade NAT
+    ):
         return "private or reserved address"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,15 @@ class Reply:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
 
 
-Handler = Callable[[BaseHTTPRequestHandler], Reply]
+# A handler returning None has written (or withheld) the response itself: hostile-server tests use that
+# to stall mid-body, reset the connection or stream bodies without a Content-Length.
+Handler = Callable[[BaseHTTPRequestHandler], Reply | None]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up are expected
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class LocalServer:
@@ -25,6 +34,7 @@ class LocalServer:
         self.routes: dict[str, Reply | Handler] = {}
         self.hits: dict[str, int] = {}
         self.request_headers: dict[str, list[dict[str, str]]] = {}
+        self.closing = threading.Event()  # set on exit: handlers that stall wait on it
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +46,8 @@ class LocalServer:
                     reply = Reply(404, b"not found", {"Content-Type": "text/plain"})
                 else:
                     reply = route(self) if callable(route) else route
+                if reply is None:
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -46,7 +58,7 @@ class LocalServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -58,5 +70,6 @@ class LocalServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()

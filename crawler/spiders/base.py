@@ -9,17 +9,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest, ResponseDataLossError
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.items import PageItem, SourceStateItem
+from crawler.middlewares import PolicyRefusal
 from pipelines.urls import canonicalize_url
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504, 522, 524})
+ROBOTS_REFUSAL = "Forbidden by robots.txt"  # scrapy.downloadermiddlewares.robotstxt
+
+
+def is_refusal(failure: Failure) -> bool:
+    """robots.txt, the address policy or an already-stored URL: a decision, not a failed download."""
+    return bool(failure.check(PolicyRefusal)) or (
+        bool(failure.check(IgnoreRequest)) and failure.getErrorMessage() == ROBOTS_REFUSAL
+    )
+
+
+def failure_reason(failure: Failure, maxsize: int) -> tuple[str, bool]:
+    """A short reason for a failed download, and whether a later run may well succeed."""
+    response = getattr(failure.value, "response", None)
+    if failure.check(HttpError) and response is not None:
+        return f"http {response.status}", response.status in RETRYABLE_HTTP
+    message = failure.getErrorMessage()
+    if is_refusal(failure):
+        return message, False
+    if failure.check(IgnoreRequest):
+        if message == "max redirections reached":  # scrapy.downloadermiddlewares.redirect
+            return "too many redirects (redirect loop?)", False
+        if "DOWNLOAD_MAXSIZE" in message:  # a compressed body growing too large (gzip bomb)
+            return f"too large: {message}"[:300], False
+        return f"ignored: {message}"[:300], False
+    if failure.check(DownloadCancelledError):
+        # the download handler cancels bodies larger than DOWNLOAD_MAXSIZE (with no message when the
+        # body had no Content-Length)
+        return f"too large: {message or f'body larger than DOWNLOAD_MAXSIZE ({maxsize} bytes)'}"[:300], False
+    if failure.check(ResponseDataLossError) and not message:
+        message = "the connection closed before the whole body arrived"
+    return f"{failure.type.__name__}: {message}"[:300], True
 
 
 def parse_since(value: str | datetime | None) -> datetime | None:
@@ -68,10 +100,13 @@ class ArticleSpider(scrapy.Spider):
         if canonical in self._requested:
             return None
         self._requested.add(canonical)
+        # dont_filter: every link is requested once anyway (above), and a redirect loop must run into
+        # REDIRECT_MAX_TIMES (and be recorded) rather than vanish in the duplicate filter.
         return scrapy.Request(
             canonical,
             callback=self.parse_article,
             errback=self.article_failed,
+            dont_filter=True,
             meta={
                 "article": True,
                 "canonical_url": canonical,
@@ -107,18 +142,17 @@ class ArticleSpider(scrapy.Spider):
 
     def article_failed(self, failure: Failure) -> Iterator[PageItem]:
         request = failure.request  # type: ignore[attr-defined]
-        if failure.check(IgnoreRequest) and not failure.check(HttpError):
-            # robots.txt, the address policy or an already-stored URL: a decision, not a document
-            logger.info("not fetching %s: %s", request.url, failure.getErrorMessage())
-            return
+        if is_refusal(failure):
+            if not request.meta.get("redirect_urls"):
+                # robots.txt, the address policy or an already-stored URL: a decision, not a document
+                logger.info("not fetching %s: %s", request.url, failure.getErrorMessage())
+                return
+            # the listed URL was fetched and redirected somewhere claimwatch does not go
+            reason, retryable = f"redirect to {request.url} refused: {failure.getErrorMessage()}"[:300], False
+        else:
+            reason, retryable = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         response = getattr(failure.value, "response", None)
         status = response.status if response is not None else None
-        if status is not None:
-            reason = f"http {status}"
-            retryable = status in RETRYABLE_HTTP
-        else:
-            reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:300]
-            retryable = True
         logger.info("failed to fetch %s: %s", request.url, reason)
         yield self._page_item(request.meta, http_status=status, error=reason, retryable=retryable)
 
@@ -126,7 +160,6 @@ class ArticleSpider(scrapy.Spider):
         """Errback of feed, sitemap and API requests: record the failure on the source."""
         request = failure.request  # type: ignore[attr-defined]
         source = request.meta["source"]
-        response = getattr(failure.value, "response", None)
-        reason = f"http {response.status}" if response is not None else failure.getErrorMessage()
+        reason, _ = failure_reason(failure, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         logger.warning("%s: fetching %s failed: %s", source["key"], request.url, reason)
         yield SourceStateItem(source["key"], f"error: {reason}"[:200], False)

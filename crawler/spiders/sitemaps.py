@@ -84,10 +84,16 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                 logger.warning("%s: unreadable sitemap %s: %s", source["key"], response.url, exc)
         if sitemap is None or sitemap.type not in {"urlset", "sitemapindex"}:
             if depth == 0:
-                yield SourceStateItem(source["key"], "error: not a sitemap", False)
+                reason = "not a sitemap"
+                if body is None and response.body[:2] == b"\x1f\x8b":
+                    reason = f"too large: gzipped sitemap over DOWNLOAD_MAXSIZE ({self._max_size} B) unpacked"
+                yield SourceStateItem(source["key"], f"error: {reason}", False)
             return
+        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES", 1000)
         if sitemap.type == "sitemapindex":
-            for entry in sitemap:
+            for n, entry in enumerate(sitemap):
+                if n >= limit:
+                    break
                 if not self.is_before_since(parse_w3c_datetime(entry.get("lastmod"))):
                     request = self._child_sitemap(entry["loc"], source, depth)
                     if request is not None:
@@ -96,7 +102,11 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                 yield SourceStateItem(source["key"], f"{response.status} ok (index)", True)
             return
         entries = new = 0
+        capped = False
         for entry in sitemap:
+            if entries >= limit:
+                capped = True
+                break
             entries += 1
             published = parse_w3c_datetime(entry.get("news_publication_date") or entry.get("lastmod"))
             if self.is_before_since(published):
@@ -112,7 +122,15 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                 new += 1
                 yield request
         self.crawler.stats.inc_value("claimwatch/sitemap_entries", entries)
-        yield SourceStateItem(source["key"], f"{response.status} ok", True, entries=entries, new_entries=new)
+        # lxml recovers from errors, entity-expansion bombs included, by dropping what it cannot read
+        errors = getattr(getattr(sitemap, "xmliter", None), "error_log", None)
+        if not entries and errors:
+            reason = f"error: malformed sitemap: {errors[-1].message}"
+            logger.warning("%s: %s: %s", source["key"], response.url, reason)
+            yield SourceStateItem(source["key"], reason[:200], False)
+            return
+        status = f"{response.status} ok" + (f" (first {limit} entries)" if capped else "")
+        yield SourceStateItem(source["key"], status, True, entries=entries, new_entries=new)
 
     def _child_sitemap(self, url: str, source: dict[str, Any], depth: int) -> scrapy.Request | None:
         if depth + 1 > MAX_SITEMAP_DEPTH:

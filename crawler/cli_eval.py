@@ -1,0 +1,242 @@
+"""CLI commands that measure the matcher: ``eval checkthat``, ``eval labels`` and ``calibrate``.
+
+``register(app)`` is called at the bottom of crawler/cli.py; the shared CLI state is imported lazily
+because crawler/cli.py imports this module, and so is everything heavy (numpy, the model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from crawler.config import Settings
+    from pipelines.embed import FileEmbeddingCache, SentenceTransformerEncoder
+
+logger = logging.getLogger(__name__)
+
+eval_app = typer.Typer(
+    help="Measure the matcher: CLEF CheckThat! 2A claim retrieval, labelled texts.", no_args_is_help=True
+)
+
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="sentence-transformers model name or path (default: settings).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _encoder(settings: Settings, model: str | None) -> SentenceTransformerEncoder:
+    from pipelines.embed import load_encoder
+
+    return load_encoder(
+        model or settings.model, batch_size=settings.encode_batch_size, languages=settings.language_set()
+    )
+
+
+def _cache(settings: Settings) -> FileEmbeddingCache:
+    from pipelines.embed import FileEmbeddingCache
+
+    return FileEmbeddingCache(Path(settings.cache_dir)) if settings.cache_dir else FileEmbeddingCache()
+
+
+@eval_app.command("checkthat")
+def checkthat(
+    edition: Annotated[
+        str, typer.Option("--edition", help="CheckThat! edition: 2021 or 2022 (each with its own vclaims).")
+    ] = "2022",
+    split: Annotated[
+        str, typer.Option("--split", help="Split: dev or test (also train; 2022 also dev-test).")
+    ] = "test",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."
+        ),
+    ] = None,
+    model: ModelOption = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="K of the reported MAP@K (the official score is MAP@5).", min=1)
+    ] = 5,
+    with_title: Annotated[
+        bool, typer.Option("--with-title", help="Embed each vclaim with its title appended.")
+    ] = False,
+    as_json: JsonOption = False,
+    limit_queries: Annotated[
+        int | None,
+        typer.Option("--limit-queries", help="Only the first N tweets (quick checks).", min=1, hidden=True),
+    ] = None,
+    limit_claims: Annotated[
+        int | None,
+        typer.Option(
+            "--limit-claims",
+            help="Only the relevant vclaims plus random distractors, N in all.",
+            min=1,
+            hidden=True,
+        ),
+    ] = None,
+) -> None:
+    """Score the matcher on a CLEF CheckThat! 2A (English) split: MAP@1, MAP@K, MRR and time taken.
+
+    Every tweet is matched against all vclaims of the edition (top 20 kept; vclaim vectors are cached
+    on disk between runs) and the ranking is scored as the official scorer does."""
+    from crawler import cli
+
+    settings = cli.state.settings()
+    with cli.clean_errors():
+        from crawler.evaluation import evaluate_checkthat
+        from pipelines.checkthat import load_split
+
+        split_data = load_split(edition, split, data)  # bad data fail before the model loads
+        encoder = _encoder(settings, model)
+        report = evaluate_checkthat(
+            encoder,
+            split_data,
+            cache=_cache(settings),
+            with_title=with_title,
+            k=top_k,
+            limit_queries=limit_queries,
+            limit_claims=limit_claims,
+            progress=lambda message: typer.echo(message, err=True),
+        )
+    values = report.as_dict()
+    if as_json:
+        typer.echo(json.dumps(values))
+        return
+    text = "vclaim + title" if with_title else "vclaim text"
+    typer.echo(
+        f"CheckThat! 2A {report.edition} {report.split} ({text}), model {report.model}, "
+        f"top {report.depth} vclaims per tweet"
+    )
+    for name in dict.fromkeys(["map@1", f"map@{top_k}", "mrr"]):
+        typer.echo(f"{name.upper():<12}{values[name]:.4f}")
+    typer.echo(f"{'queries':<12}{report.queries}")
+    typer.echo(
+        f"{'claims':<12}{report.claims} ({report.claims_encoded} newly encoded, "
+        f"{report.claims - report.claims_encoded} from the cache)"
+    )
+    typer.echo(f"{'seconds':<12}{report.seconds:.1f}")
+    typer.echo(f"{'encodes/s':<12}{report.encodes_per_second:.1f} ({report.texts_encoded} texts)")
+
+
+@eval_app.command("labels")
+def labels(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help='JSONL of {"id", "text", "label": claim id or null, "language"?} (one per line).'
+        ),
+    ],
+    claims: Annotated[
+        Path, typer.Option("--claims", help="Claims file the labels refer to (YAML or JSONL).")
+    ],
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Match threshold (default: the model's calibrated threshold)."),
+    ] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Precision, recall and F1 per language of the best match of labelled texts, and a threshold sweep.
+
+    Texts are split into passages and matched as by `claimwatch score`; a prediction is the best claim
+    at or above the threshold, correct when it is the text's label."""
+    from crawler import cli
+
+    settings = cli.state.settings()
+    with cli.clean_errors():
+        from crawler.evaluation import evaluate_labels, read_labels
+        from pipelines.claims import load_claims
+        from pipelines.match import ClaimIndex, default_threshold
+
+        claim_list = load_claims(claims)
+        items = read_labels(path, {claim.id for claim in claim_list})
+        encoder = _encoder(settings, model)
+        cutoff = default_threshold(model or settings.model) if threshold is None else threshold
+        index = ClaimIndex.build(encoder, claim_list, cache=_cache(settings))
+        report = evaluate_labels(encoder, index, items, cutoff)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    source = "given" if threshold is not None else "calibrated default"
+    typer.echo(f"model {report.model}, threshold {report.threshold:.3f} ({source})")
+    typer.echo(f"{'language':<10}{'texts':>7}{'labelled':>10}{'predicted':>11}{'P':>8}{'R':>8}{'F1':>8}")
+    for name, score in report.languages.items():
+        note = "" if report.is_covered(name) else "  (not a language of the model)"
+        typer.echo(
+            f"{name:<10}{report.items[name]:>7}{score.positives:>10}{score.predicted:>11}"
+            f"{score.precision:>8.3f}{score.recall:>8.3f}{score.f1:>8.3f}{note}"
+        )
+    best = max(report.sweep, key=lambda s: (s.f1, s.threshold))
+    scope = ", ".join(report.sweep_languages) if report.sweep_languages else "all"
+    typer.echo(f"sweep ({scope} texts):")
+    typer.echo(f"{'threshold':<10}{'predicted':>11}{'P':>8}{'R':>8}{'F1':>8}")
+    for score in report.sweep:
+        mark = "  best F1" if score is best else ""
+        typer.echo(
+            f"{score.threshold:<10.2f}{score.predicted:>11}{score.precision:>8.3f}"
+            f"{score.recall:>8.3f}{score.f1:>8.3f}{mark}"
+        )
+
+
+def calibrate(
+    dev: Annotated[
+        Path | None,
+        typer.Option("--dev", help="Labelled passages to choose the threshold on (default: seed_dev.jsonl)."),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option("--test", help="Held-out labelled passages to report on (default: seed_test.jsonl)."),
+    ] = None,
+    claims: Annotated[
+        Path | None,
+        typer.Option("--claims", help="Claims file the labels refer to (default: the shipped seed claims)."),
+    ] = None,
+    model: ModelOption = None,
+    write: Annotated[
+        bool,
+        typer.Option("--write/--no-write", help="Store the threshold in pipelines/thresholds.json."),
+    ] = False,
+) -> None:
+    """Choose a model's default match threshold on labelled passages; report it on held-out ones.
+
+    The threshold is the highest whose F1 on the dev passages (in the model's languages) is within 0.01
+    of the best; --write stores it in pipelines/thresholds.json, read by `score` and `match`."""
+    from crawler import cli
+
+    settings = cli.state.settings()
+    with cli.clean_errors():
+        from crawler.evaluation import LABELLED_DIR, calibrate_model, write_calibration
+        from pipelines.claims import ClaimsFileError, default_claims_path, load_claims
+        from pipelines.match import THRESHOLDS_FILE
+
+        claim_list = load_claims(claims or default_claims_path())
+        dev_path, test_path = dev or LABELLED_DIR / "seed_dev.jsonl", test or LABELLED_DIR / "seed_test.jsonl"
+        for path in (dev_path, test_path):
+            if not path.is_file():
+                raise ClaimsFileError(f"{path}: no such file")
+        encoder = _encoder(settings, model)
+        result = calibrate_model(encoder, claim_list, dev_path, test_path)
+        if write:
+            write_calibration(result)
+    chosen, held_out = result.chosen, result.held_out
+    typer.echo(f"model {result.model} ({result.revision}), languages {result.languages or 'all'}")
+    typer.echo(
+        f"dev  ({result.dev_passages} passages): threshold {chosen.threshold:.2f}  "
+        f"P {chosen.precision:.3f} R {chosen.recall:.3f} F1 {chosen.f1:.3f}"
+    )
+    typer.echo(
+        f"test ({result.test_passages} passages): "
+        f"P {held_out.precision:.3f} R {held_out.recall:.3f} F1 {held_out.f1:.3f}"
+    )
+    if write:
+        typer.echo(f"written to {THRESHOLDS_FILE}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval checkthat``, ``eval labels`` and ``calibrate`` to the ``claimwatch`` app."""
+    app.add_typer(eval_app, name="eval")
+    app.command("calibrate")(calibrate)
