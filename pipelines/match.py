@@ -24,6 +24,8 @@ from pipelines.segment import Passage, split_sentences, windows_of
 logger = logging.getLogger(__name__)
 
 THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
+# Texts up to this long with several sentences are also matched as one passage.
+WHOLE_TEXT_CHARS = 600
 # Claim columns scored at once: bounds the score matrix to about rows × 2048 floats.
 CLAIM_CHUNK = 2048
 
@@ -150,6 +152,14 @@ def window_vectors(sentence_vectors: np.ndarray, passages: Sequence[Passage], wi
     return vectors[: len(passages)]
 
 
+def whole_text_passage(text: str, sentences: Sequence[Passage]) -> Passage | None:
+    """A short text of several sentences (a tweet, a lede) is also one passage of its own: encoded
+    as a whole, not approximated from its sentences."""
+    if len(sentences) < 2 or sentences[-1].end - sentences[0].start > WHOLE_TEXT_CHARS:
+        return None
+    return Passage(text[sentences[0].start : sentences[-1].end], sentences[0].start, sentences[-1].end)
+
+
 def match_texts(
     encoder: Encoder,
     index: ClaimIndex,
@@ -164,16 +174,22 @@ def match_texts(
     if top_k < 1:
         raise ValueError("top_k must be at least 1")
     sentences = [split_sentences(text) for text in texts]
+    wholes = [whole_text_passage(text, s) for text, s in zip(texts, sentences, strict=True)]
     flat = [sentence.text for text_sentences in sentences for sentence in text_sentences]
+    flat += [whole.text for whole in wholes if whole is not None]
     if not flat or len(index) == 0:
         return [[] for _ in texts]
     vectors = encode_cached(encoder, flat, cache, kind="passage")
+    whole_rows = iter(vectors[len(flat) - sum(w is not None for w in wholes) :])
     results = []
     offset = 0
-    for text, text_sentences in zip(texts, sentences, strict=True):
+    for text, text_sentences, whole in zip(texts, sentences, wholes, strict=True):
         own = vectors[offset : offset + len(text_sentences)]
         offset += len(text_sentences)
         passages = windows_of(text, text_sentences, window)
         rows = window_vectors(own, passages, window)
+        if whole is not None:
+            passages.append(whole)
+            rows = np.vstack([rows, next(whole_rows)[None, :]])
         results.append(match_passages(rows, passages, index, threshold, top_k, per_claim))
     return results

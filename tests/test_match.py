@@ -165,3 +165,16 @@ def test_many_claims_scale_linearly(encoder: Any) -> None:
     assert [len(r) for r in results] == [10] * 200 and len(small) == 20
     # 100× the work (10× claims, 10× texts) costs well under 300× the time: no quadratic blow-up
     assert big_time < 300 * small_time
+
+
+def test_short_texts_are_also_one_whole_passage(encoder: Any, seed_index: ClaimIndex) -> None:
+    tweet = "Moscow never accepted that Baku slipped out of its orbit. — Ruslan K. (@rk) 3 July 2025"
+    whole = match_module.whole_text_passage(tweet, split_sentences(tweet))
+    assert whole is not None and (whole.start, whole.end) == (0, len(tweet))
+    assert (
+        match_module.whole_text_passage("One sentence only here.", split_sentences("One sentence only."))
+        is None
+    )
+    assert match_module.whole_text_passage(ARTICLE * 2, split_sentences(ARTICLE * 2)) is None
+    [found] = match_texts(encoder, seed_index, [tweet], threshold=-1, top_k=50)
+    assert any(m.passage == tweet for m in found)  # the whole tweet competes as a passage
