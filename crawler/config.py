@@ -40,8 +40,9 @@ class Settings:
     )
     model_languages: str = _setting(
         "",
-        "Comma-separated ISO 639-1 codes the model covers; documents in other languages are stored "
-        "but marked `not_scored`. Empty: the model's known coverage (English for the default model; "
+        "Comma-separated ISO 639-1 codes the model covers; documents in other languages go to the "
+        "multilingual model (or are marked `not_scored` without one). Empty: the model's known "
+        "coverage (English for the default model; "
         "any language for unknown models).",
     )
     multilingual_model: str = _setting(
