@@ -95,12 +95,20 @@ def domain_errors() -> tuple[type[BaseException], ...]:
 
 @contextmanager
 def clean_errors() -> Iterator[None]:
+    from sqlalchemy.exc import OperationalError
+
     try:
         yield
     except typer.Exit:
         raise
     except domain_errors() as exc:
         raise fail(str(exc)) from None
+    except OperationalError as exc:  # the database went away mid-run: what is committed stays
+        detail = str(exc.orig or exc).strip().splitlines()[0][:300]
+        raise fail(
+            f"lost the database connection: {detail}; committed work is kept and the next run "
+            "continues where this one stopped"
+        ) from None
 
 
 @app.callback()

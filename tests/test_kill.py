@@ -1,5 +1,6 @@
-"""Kill anywhere: a demo run SIGKILLed mid-crawl or mid-match, then rerun, ends exactly where an
-uninterrupted run ends (same documents, matches and alert e-mails; nothing twice, nothing lost)."""
+"""Kill anywhere: a demo run SIGKILLed mid-crawl or mid-match, or losing its database mid-crawl, then
+rerun, ends exactly where an uninterrupted run ends (same documents and matches; nothing twice,
+nothing lost)."""
 
 from __future__ import annotations
 
@@ -142,3 +143,57 @@ def test_killed_run_then_rerun_equals_an_uninterrupted_run(
     assert final["syndicated_matched"] == reference["syndicated_matched"], point
     assert len({(tuple(s), c) for s, c in final["matches"]}) == len(final["matches"])  # one per claim
     assert final["running"] == 0  # the abandoned run is closed as interrupted by the next run
+
+
+@pytest.mark.postgres
+def test_database_lost_mid_crawl_fails_cleanly_and_the_next_run_completes(
+    reference: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.conftest import (
+        _admin_execute,
+        create_postgres_database,
+        drop_postgres_database,
+        postgres_available,
+    )
+
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    url = create_postgres_database()
+    name = url.rsplit("/", 1)[1]
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    environment.update(ENVIRONMENT)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crawler.cli", *demo_args(url, port)],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started = time.monotonic()
+        while count(url, "documents") < 4:
+            assert process.poll() is None and time.monotonic() - started < 240
+            time.sleep(0.05)
+        # the database goes away: no new connections, every open one cut
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 1
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("Error: ") and "database" in last and "Traceback" not in last, stderr[-2000:]
+
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        rerun = claimwatch(*demo_args(url, port), cwd=tmp_path, env=ENVIRONMENT)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        final = snapshot(url)
+        assert final["documents"] == reference["documents"]
+        assert final["stories"] == reference["stories"]
+        assert final["matches"] == reference["matches"]
+        assert final["running"] == 0
+    finally:
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        drop_postgres_database(url)
