@@ -350,18 +350,12 @@ def show_settings(
 
 
 def read_jsonl_inputs(path: Path) -> list[tuple[Any, str]]:
-    from pipelines.claims import ClaimsFileError
+    from pipelines.claims import ClaimsFileError, iter_jsonl
 
     inputs = []
     stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
     with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ClaimsFileError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        for number, record in iter_jsonl(stream, path):
             if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("text"), str):
                 raise ClaimsFileError(f'{path}:{number}: expected {{"id": ..., "text": "..."}}')
             inputs.append((record["id"], record["text"]))

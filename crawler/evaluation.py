@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from crawler.matching import CountingEncoder
 from pipelines.calibrate import (
     LabelledPassage,
     ThresholdScore,
@@ -34,7 +35,7 @@ from pipelines.calibrate import (
     sweep,
 )
 from pipelines.checkthat import CheckThatSplit
-from pipelines.claims import Claim, ClaimsFileError
+from pipelines.claims import Claim, ClaimsFileError, iter_jsonl, read_text
 from pipelines.embed import EmbeddingCache, Encoder
 from pipelines.match import THRESHOLDS_FILE, ClaimIndex, load_thresholds, match_texts
 from pipelines.retrieval_metrics import mean_average_precision, mean_reciprocal_rank
@@ -46,34 +47,6 @@ LABELLED_DIR = Path(__file__).resolve().parent / "data" / "labelled"
 MIN_DEPTH = 20
 MATCH_BATCH = 256
 UNKNOWN_LANGUAGE = "und"
-
-
-class CountingEncoder:
-    """Wraps an encoder to count the texts it encodes and the seconds it spends doing so."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.texts = 0
-        self.seconds = 0.0
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def revision(self) -> str:
-        return self.inner.revision
-
-    @property
-    def languages(self) -> frozenset[str] | None:
-        return self.inner.languages
-
-    def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
-        start = time.perf_counter()
-        vectors = self.inner.encode(texts, kind=kind)
-        self.seconds += time.perf_counter() - start
-        self.texts += len(texts)
-        return vectors
 
 
 # --- CheckThat! 2A -------------------------------------------------------------------------------
@@ -170,7 +143,7 @@ def evaluate_checkthat(
     counting = CountingEncoder(encoder)
     say(f"CheckThat! {edition} {split}: {len(queries)} tweets, {len(vclaims)} vclaims; embedding the vclaims")
     index = ClaimIndex.build(counting, [claim_for_matching(c, with_title) for c in vclaims], cache=cache)
-    claims_encoded = counting.texts
+    claims_encoded = counting.encoded
     say(f"{claims_encoded} vclaims encoded ({len(vclaims) - claims_encoded} from the cache); matching")
     depth = max(MIN_DEPTH, k)
     runs: dict[str, list[tuple[str, float]]] = {}
@@ -196,7 +169,7 @@ def evaluate_checkthat(
         queries=len(queries),
         claims=len(vclaims),
         claims_encoded=claims_encoded,
-        texts_encoded=counting.texts,
+        texts_encoded=counting.encoded,
         encode_seconds=counting.seconds,
         seconds=time.perf_counter() - started,
     )
@@ -217,20 +190,8 @@ def read_labels(path: Path, claim_ids: set[str]) -> list[LabelledText]:
     """JSONL lines ``{"id", "text", "label", "language"?}`` (label: a claim id or null). The seed
     format ``{"passage", "claim_id", "language"}`` is accepted too (id = line number)."""
     items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ClaimsFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClaimsFileError(f"{path}: cannot read: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for number, record in iter_jsonl(read_text(path).splitlines(), path):
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ClaimsFileError(f"{where}: not JSON: {exc.msg}") from None
         if not isinstance(record, dict):
             raise ClaimsFileError(f'{where}: expected {{"id": ..., "text": "...", "label": ...}}')
         text = record.get("text", record.get("passage"))

@@ -42,7 +42,7 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class CountingEncoder:
-    """Wraps an encoder to count the passages it embeds (for throughput statistics)."""
+    """Wraps an encoder to count the texts it embeds and the seconds it spends (throughput)."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
@@ -50,10 +50,14 @@ class CountingEncoder:
         self.revision = inner.revision
         self.languages = inner.languages
         self.encoded = 0
+        self.seconds = 0.0
 
     def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = self.inner.encode(texts, **kwargs)
+        self.seconds += time.perf_counter() - started
         self.encoded += len(texts)
-        return self.inner.encode(texts, **kwargs)
+        return vectors
 
 
 def covers_language(encoder: Encoder, language: str | None) -> bool:
@@ -90,10 +94,11 @@ def match_batch(
 ) -> dict[str, int]:
     rows = []
     scored: list[int] = []
-    not_scored = [d.id for d in documents if not d.text or route_for(routes, d.language) is None]
+    routed = {d.id: route_for(routes, d.language) if d.text else None for d in documents}
+    not_scored = [ident for ident, route in routed.items() if route is None]
     before = sum(r.encoder.encoded for r in routes)
     for route in routes:
-        mine = [d for d in documents if d.text and route_for(routes, d.language) is route]
+        mine = [d for d in documents if routed[d.id] is route]
         if not mine:
             continue
         results = match_texts(
@@ -118,14 +123,11 @@ def match_batch(
             )
     stored = store_matches(session, rows)
     matched_ids = {row["document_id"] for row in rows}
-    models = {d.id: (route_for(routes, d.language) or routes[0]).encoder.model_name for d in documents}
-    for model in set(models.values()):
-        set_match_status(
-            session, [i for i in scored if i in matched_ids and models[i] == model], "matched", model
-        )
-        set_match_status(
-            session, [i for i in scored if i not in matched_ids and models[i] == model], "no_match", model
-        )
+    for route in routes:
+        model = route.encoder.model_name
+        mine = [i for i in scored if routed[i] is route]
+        set_match_status(session, [i for i in mine if i in matched_ids], "matched", model)
+        set_match_status(session, [i for i in mine if i not in matched_ids], "no_match", model)
     set_match_status(session, not_scored, "not_scored", routes[0].encoder.model_name)
     return {
         "documents_matched": len(scored),

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.claims import Claim, ClaimsFileError
+from pipelines.claims import Claim, ClaimsFileError, first_duplicate_id
 
 logger = logging.getLogger(__name__)
 
@@ -215,11 +215,9 @@ def load_vclaims(edition: str | int, data_dir: Path | str | None = None) -> list
         claims = read_vclaims_tsv(data_file(data_dir, VCLAIMS_2021), edition)
     else:
         claims = read_vclaims_zip(data_file(data_dir, VCLAIMS_2022), edition)
-    seen: set[str] = set()
-    for claim in claims:
-        if claim.id in seen:
-            raise CheckThatDataError(f"duplicate vclaim id {claim.id!r} in the {edition} vclaims")
-        seen.add(claim.id)
+    duplicate = first_duplicate_id(claims)
+    if duplicate is not None:
+        raise CheckThatDataError(f"duplicate vclaim id {duplicate!r} in the {edition} vclaims")
     logger.debug("loaded %d CheckThat! %s vclaims", len(claims), edition)
     return claims
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,17 +66,42 @@ def parse_claim(record: Any, where: str, default_set: str) -> Claim:
     return Claim(str(ident).strip(), text, paragraph, claim_set.strip(), extra)
 
 
-def parse_jsonl(content: str, path: Path) -> list[Claim]:
-    claims = []
-    for number, line in enumerate(content.splitlines(), 1):
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text; ClaimsFileError naming the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ClaimsFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClaimsFileError(f"{path}: cannot read: {exc}") from None
+
+
+def iter_jsonl(lines: Iterable[str], path: Path | str) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of each non-blank JSONL line; ClaimsFileError at the first line
+    that is not JSON."""
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise ClaimsFileError(f"{path}:{number}: not JSON: {exc.msg}") from None
-        claims.append(parse_claim(record, f"{path}:{number}", path.stem))
-    return claims
+
+
+def first_duplicate_id(claims: Iterable[Claim]) -> str | None:
+    seen: set[str] = set()
+    for claim in claims:
+        if claim.id in seen:
+            return claim.id
+        seen.add(claim.id)
+    return None
+
+
+def parse_jsonl(content: str, path: Path) -> list[Claim]:
+    return [
+        parse_claim(record, f"{path}:{number}", path.stem)
+        for number, record in iter_jsonl(content.splitlines(), path)
+    ]
 
 
 def parse_yaml(content: str, path: Path) -> list[Claim]:
@@ -104,17 +130,10 @@ def looks_like_jsonl(content: str) -> bool:
 def load_claims(path: Path | str) -> list[Claim]:
     """Read a claims file; raises ClaimsFileError with the file and line on any problem."""
     path = Path(path)
-    try:
-        content = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ClaimsFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClaimsFileError(f"{path}: cannot read: {exc}") from None
+    content = read_text(path)
     claims = parse_jsonl(content, path) if looks_like_jsonl(content) else parse_yaml(content, path)
-    seen: set[str] = set()
-    for claim in claims:
-        if claim.id in seen:
-            raise ClaimsFileError(f"{path}: duplicate claim id {claim.id!r}")
-        seen.add(claim.id)
+    duplicate = first_duplicate_id(claims)
+    if duplicate is not None:
+        raise ClaimsFileError(f"{path}: duplicate claim id {duplicate!r}")
     logger.debug("loaded %d claims from %s", len(claims), path)
     return claims

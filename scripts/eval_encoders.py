@@ -38,10 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from crawler.evaluation import best_of_passages
 from pipelines.calibrate import (
-    LabelledPassage,
     ThresholdScore,
-    best_matches,
     choose_threshold,
     load_labelled,
     score_threshold,
@@ -49,6 +48,7 @@ from pipelines.calibrate import (
 )
 from pipelines.claims import default_claims_path, load_claims
 from pipelines.embed import Encoder, ModelLoadError, load_encoder
+from pipelines.match import ClaimIndex
 from pipelines.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,14 +131,6 @@ def read_news(directory: Path = NEWS) -> list[str]:
     return texts
 
 
-def evaluate_items(
-    encoder: Encoder, claim_vectors: np.ndarray, claim_ids: Sequence[str], items: Sequence[LabelledPassage]
-) -> tuple[list[str], np.ndarray, list[str | None]]:
-    vectors = encoder.encode([item.passage for item in items], kind="passage")
-    claims, scores = best_matches(vectors @ claim_vectors.T, claim_ids)
-    return claims, scores, [item.claim_id for item in items]
-
-
 def throughput(encoder: Encoder, name: str, label: str, texts: Sequence[str], repeats: int = 1) -> Speed:
     """Sentences per second over ``texts``, encoded in calls of TIMED_CHUNK texts (the best of
     ``repeats`` runs), and the fastest single call: on a shared machine other load lowers the first,
@@ -169,9 +161,8 @@ def throughput(encoder: Encoder, name: str, label: str, texts: Sequence[str], re
 def measure(
     name: str, encoder: Encoder, news: Sequence[str], repeats: int = 1
 ) -> tuple[list[Row], list[Speed]]:
-    claims = load_claims(default_claims_path())
-    claim_ids = [claim.id for claim in claims]
-    claim_vectors = encoder.encode([claim.text for claim in claims], kind="claim")
+    index = ClaimIndex.build(encoder, load_claims(default_claims_path()))
+    claim_vectors = index.vectors
     labelled = {
         split: {group: load_labelled(path, codes) for group, codes in GROUPS.items()}
         for split, path in SPLITS.items()
@@ -198,9 +189,9 @@ def measure(
     rows = []
     for group in GROUPS:
         dev, test = labelled["dev"][group], labelled["test"][group]
-        curve = sweep(*evaluate_items(encoder, claim_vectors, claim_ids, dev), low=SWEEP_LOW, high=SWEEP_HIGH)
+        curve = sweep(*best_of_passages(encoder, index, dev), low=SWEEP_LOW, high=SWEEP_HIGH)
         chosen: ThresholdScore = choose_threshold(curve)
-        held_out = score_threshold(*evaluate_items(encoder, claim_vectors, claim_ids, test), chosen.threshold)
+        held_out = score_threshold(*best_of_passages(encoder, index, test), chosen.threshold)
         false_positives = int(np.sum(article_scores >= chosen.threshold))
         rows.append(
             Row(

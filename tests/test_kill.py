@@ -83,24 +83,34 @@ def demo_args(url: str, port: int) -> list[str]:
 ENVIRONMENT = {"CLAIMWATCH_MATCH_BATCH_DOCUMENTS": "2", "CLAIMWATCH_STORE_BATCH_SIZE": "3"}
 
 
-def kill_when(url: str, port: int, cwd: Path, ready: Callable[[], bool], deadline: float = 240) -> None:
-    """Start the demo and SIGKILL its whole process group (CLI and crawl subprocess) once ``ready``."""
+def start_demo(url: str, port: int, cwd: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """The demo in the background, in its own process group (CLI and crawl subprocess)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
     environment.update(ENVIRONMENT)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", *demo_args(url, port)],
         cwd=cwd,
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
         start_new_session=True,
     )
+
+
+def wait_until(process: subprocess.Popen[str], ready: Callable[[], bool], deadline: float = 240) -> None:
     started = time.monotonic()
+    while not ready():
+        assert process.poll() is None, "the run finished before the point was reached"
+        assert time.monotonic() - started < deadline, "the point was never reached"
+        time.sleep(0.05)
+
+
+def kill_when(url: str, port: int, cwd: Path, ready: Callable[[], bool]) -> None:
+    """Start the demo and SIGKILL its whole process group once ``ready``."""
+    process = start_demo(url, port, cwd)
     try:
-        while not ready():
-            assert process.poll() is None, "the run finished before the kill point was reached"
-            assert time.monotonic() - started < deadline, "kill point never reached"
-            time.sleep(0.05)
+        wait_until(process, ready)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
@@ -163,21 +173,9 @@ def test_database_lost_mid_crawl_fails_cleanly_and_the_next_run_completes(
     url = create_postgres_database()
     name = url.rsplit("/", 1)[1]
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment.update(ENVIRONMENT)
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", *demo_args(url, port)],
-            cwd=tmp_path,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started = time.monotonic()
-        while count(url, "documents") < 4:
-            assert process.poll() is None and time.monotonic() - started < 240
-            time.sleep(0.05)
+        process = start_demo(url, port, tmp_path, stderr=subprocess.PIPE)
+        wait_until(process, lambda: count(url, "documents") >= 4)
         # the database goes away: no new connections, every open one cut
         _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         _admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")

