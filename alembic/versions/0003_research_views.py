@@ -160,7 +160,7 @@ def upgrade() -> None:
             for column, comment in columns.items():
                 op.alter_column(table, column, comment=comment)
     for view in VIEWS:
-        op.execute(create_view_sql(view, dialect))
+        op.execute(create_view_sql(view, dialect, direct=True))
         if dialect == "postgresql":
             op.execute(f"COMMENT ON VIEW {view.name} IS '{_quote(view.description)}'")
             for column in view.columns:
