@@ -30,11 +30,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def _encoder(settings: Settings, model: str | None) -> SentenceTransformerEncoder:
-    from pipelines.embed import load_encoder
+    from crawler.matching import load_configured_encoder
 
-    return load_encoder(
-        model or settings.model, batch_size=settings.encode_batch_size, languages=settings.language_set()
-    )
+    return load_configured_encoder(settings, model)  # type: ignore[return-value]
 
 
 def _cache(settings: Settings) -> FileEmbeddingCache:
@@ -64,6 +62,14 @@ def checkthat(
     with_title: Annotated[
         bool, typer.Option("--with-title", help="Embed each vclaim with its title appended.")
     ] = False,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            "--scoring",
+            help="hybrid: the model's fitted fusion of the components (as `score` and `match`); "
+            "cosine, context or lexical: that component alone.",
+        ),
+    ] = "hybrid",
     as_json: JsonOption = False,
     limit_queries: Annotated[
         int | None,
@@ -86,6 +92,10 @@ def checkthat(
     from crawler import cli
 
     settings = cli.state.settings()
+    from crawler.evaluation import SCORINGS
+
+    if scoring not in SCORINGS:
+        raise typer.BadParameter(f"expected one of: {', '.join(SCORINGS)}", param_hint="'--scoring'")
     with cli.clean_errors():
         from crawler.evaluation import evaluate_checkthat
         from pipelines.checkthat import load_split
@@ -101,25 +111,67 @@ def checkthat(
             limit_queries=limit_queries,
             limit_claims=limit_claims,
             progress=lambda message: typer.echo(message, err=True),
+            scoring=scoring,
         )
     values = report.as_dict()
     if as_json:
         typer.echo(json.dumps(values))
         return
     text = "vclaim + title" if with_title else "vclaim text"
+    weights = ", ".join(f"{name} {value:g}" for name, value in report.fusion.items())
     typer.echo(
         f"CheckThat! 2A {report.edition} {report.split} ({text}), model {report.model}, "
-        f"top {report.depth} vclaims per tweet"
+        f"top {report.depth} vclaims per tweet, scoring {report.scoring} ({weights})"
     )
     for name in dict.fromkeys(["map@1", f"map@{top_k}", "mrr"]):
         typer.echo(f"{name.upper():<12}{values[name]:.4f}")
     typer.echo(f"{'queries':<12}{report.queries}")
-    typer.echo(
-        f"{'claims':<12}{report.claims} ({report.claims_encoded} newly encoded, "
-        f"{report.claims - report.claims_encoded} from the cache)"
-    )
+    typer.echo(f"{'claims':<12}{report.claims} ({report.claims_encoded} claim and title texts newly encoded)")
     typer.echo(f"{'seconds':<12}{report.seconds:.1f}")
     typer.echo(f"{'encodes/s':<12}{report.encodes_per_second:.1f} ({report.texts_encoded} texts)")
+
+
+@eval_app.command("fit-fusion")
+def fit_fusion_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."
+        ),
+    ] = None,
+    model: ModelOption = None,
+    write: Annotated[
+        bool, typer.Option("--write/--no-write", help="Store the weights in pipelines/fusion.json.")
+    ] = False,
+) -> None:
+    """Fit the weights of the match score's components (cosine, claim context, BM25 coverage) on the
+    CheckThat! 2A 2022 train and dev splits (never on a test split): the grid point with the best MAP@5.
+
+    --write stores them in pipelines/fusion.json, read by `score`, `match` and `eval checkthat`; then
+    re-run `claimwatch calibrate --write` (the score's scale changes)."""
+    from crawler import cli
+
+    settings = cli.state.settings()
+    with cli.clean_errors():
+        from crawler.evaluation import fit_fusion, write_fusion
+        from pipelines.checkthat import load_split
+
+        splits = [load_split("2022", name, data) for name in ("train", "dev")]
+        encoder = _encoder(settings, model)
+        result = fit_fusion(
+            encoder, splits, cache=_cache(settings), progress=lambda message: typer.echo(message, err=True)
+        )
+        if write:
+            write_fusion(result)
+    typer.echo(f"model {result.model}, fitted on {', '.join(result.fitted_on)} ({result.queries} tweets)")
+    typer.echo(
+        f"weights: cosine 1, context {result.fusion.context:g}, lexical {result.fusion.lexical:g}; "
+        f"MAP@5 {result.map_at_5:.4f} (cosine alone {result.cosine_map_at_5:.4f})"
+    )
+    if write:
+        from pipelines.match import FUSION_FILE
+
+        typer.echo(f"written to {FUSION_FILE}")
 
 
 @eval_app.command("labels")
@@ -232,6 +284,11 @@ def calibrate(
         f"test ({result.test_passages} passages): "
         f"P {held_out.precision:.3f} R {held_out.recall:.3f} F1 {held_out.f1:.3f}"
     )
+    for language, (own, test_score) in result.by_language.items():
+        typer.echo(
+            f"  {language}: dev threshold {own.threshold:.2f} F1 {own.f1:.3f}; "
+            f"test P {test_score.precision:.3f} R {test_score.recall:.3f} F1 {test_score.f1:.3f}"
+        )
     if write:
         typer.echo(f"written to {THRESHOLDS_FILE}")
 

@@ -37,7 +37,18 @@ from pipelines.calibrate import (
 from pipelines.checkthat import CheckThatSplit
 from pipelines.claims import Claim, ClaimsFileError, iter_jsonl, read_text
 from pipelines.embed import EmbeddingCache, Encoder
-from pipelines.match import THRESHOLDS_FILE, ClaimIndex, load_thresholds, match_texts
+from pipelines.match import (
+    COSINE,
+    FUSION_FILE,
+    THRESHOLDS_FILE,
+    ClaimIndex,
+    Fusion,
+    default_fusion,
+    load_fusions,
+    load_thresholds,
+    match_texts,
+    text_passages,
+)
 from pipelines.retrieval_metrics import mean_average_precision, mean_reciprocal_rank
 
 logger = logging.getLogger(__name__)
@@ -47,6 +58,14 @@ LABELLED_DIR = Path(__file__).resolve().parent / "data" / "labelled"
 MIN_DEPTH = 20
 MATCH_BATCH = 256
 UNKNOWN_LANGUAGE = "und"
+# A language gets its own threshold when its dev set has at least this many restating passages.
+MIN_LANGUAGE_POSITIVES = 10
+# --scoring of `eval checkthat`: the components a score is made of.
+SCORINGS = ("hybrid", "cosine", "context", "lexical")
+# Candidates per query and component kept while fitting fusion weights.
+FIT_DEPTH = 50
+FIT_CONTEXT_WEIGHTS = tuple(round(0.1 * n, 2) for n in range(11))
+FIT_LEXICAL_WEIGHTS = tuple(round(0.1 * n, 2) for n in range(16))
 
 
 # --- CheckThat! 2A -------------------------------------------------------------------------------
@@ -59,6 +78,8 @@ class CheckThatReport:
     model: str
     revision: str
     with_title: bool
+    scoring: str
+    fusion: dict[str, float]
     k: int
     depth: int
     metrics: dict[str, float]
@@ -79,7 +100,17 @@ class CheckThatReport:
         return {
             **{
                 key: data[key]
-                for key in ("edition", "split", "model", "revision", "with_title", "k", "depth")
+                for key in (
+                    "edition",
+                    "split",
+                    "model",
+                    "revision",
+                    "with_title",
+                    "scoring",
+                    "fusion",
+                    "k",
+                    "depth",
+                )
             },
             **{name: round(value, 4) for name, value in metrics.items()},
             "queries": self.queries,
@@ -90,6 +121,19 @@ class CheckThatReport:
             "encode_seconds": round(self.encode_seconds, 2),
             "encodes_per_second": round(self.encodes_per_second, 1),
         }
+
+
+def scoring_fusion(scoring: str, model: str) -> Fusion:
+    """The fusion weights of a --scoring choice: the model's fitted ones, or one component alone."""
+    if scoring == "hybrid":
+        return default_fusion(model)
+    if scoring == "cosine":
+        return COSINE
+    if scoring == "context":
+        return Fusion(context=1.0, cosine=0.0)
+    if scoring == "lexical":
+        return Fusion(lexical=1.0, cosine=0.0)
+    raise ClaimsFileError(f"unknown scoring {scoring!r} (expected one of: {', '.join(SCORINGS)})")
 
 
 def claim_for_matching(claim: Claim, with_title: bool) -> Claim:
@@ -131,9 +175,11 @@ def evaluate_checkthat(
     limit_queries: int | None = None,
     limit_claims: int | None = None,
     progress: Callable[[str], None] | None = None,
+    scoring: str = "hybrid",
 ) -> CheckThatReport:
     """Rank the split's vclaims for each tweet with the matcher; MAP@1, MAP@k and MRR of the ranking.
 
+    ``scoring``: ``hybrid`` (the model's fitted fusion) or one component alone (see ``SCORINGS``).
     Only claim vectors go through ``cache``; tweets are encoded on every run. ``progress`` (optional)
     is called with one-line status messages."""
     started = time.perf_counter()
@@ -142,9 +188,11 @@ def evaluate_checkthat(
     queries, qrels, vclaims = subset(data.queries, data.qrels, data.vclaims, limit_queries, limit_claims)
     counting = CountingEncoder(encoder)
     say(f"CheckThat! {edition} {split}: {len(queries)} tweets, {len(vclaims)} vclaims; embedding the vclaims")
-    index = ClaimIndex.build(counting, [claim_for_matching(c, with_title) for c in vclaims], cache=cache)
+    fusion = scoring_fusion(scoring, encoder.model_name)
+    claims = [claim_for_matching(c, with_title) for c in vclaims]
+    index = ClaimIndex.build(counting, claims, cache=cache, fusion=fusion)
     claims_encoded = counting.encoded
-    say(f"{claims_encoded} vclaims encoded ({len(vclaims) - claims_encoded} from the cache); matching")
+    say(f"{claims_encoded} vclaim and title texts newly encoded (the others from the cache); matching")
     depth = max(MIN_DEPTH, k)
     runs: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(queries), MATCH_BATCH):
@@ -163,6 +211,8 @@ def evaluate_checkthat(
         model=encoder.model_name,
         revision=encoder.revision,
         with_title=with_title,
+        scoring=scoring,
+        fusion=fusion.as_dict(),
         k=k,
         depth=depth,
         metrics=metrics,
@@ -173,6 +223,131 @@ def evaluate_checkthat(
         encode_seconds=counting.seconds,
         seconds=time.perf_counter() - started,
     )
+
+
+# --- fitting the fusion weights ------------------------------------------------------------------
+
+
+@dataclass
+class QueryComponents:
+    """One query's candidate claims (the best ``FIT_DEPTH`` by each component) and the passages ×
+    candidates matrices of the components."""
+
+    claim_ids: list[str]
+    parts: dict[str, np.ndarray]
+
+
+def collect_components(
+    encoder: Encoder,
+    index: ClaimIndex,
+    texts: Sequence[str],
+    cache: EmbeddingCache | None = None,
+    depth: int = FIT_DEPTH,
+) -> list[QueryComponents]:
+    """Component matrices of each text's passages against its candidate claims (``index`` must hold
+    context vectors and a lexical index: built with both fusion weights non-zero)."""
+    collected = []
+    for start in range(0, len(texts), MATCH_BATCH):
+        for passages, rows in text_passages(encoder, texts[start : start + MATCH_BATCH], cache):
+            if not passages:
+                collected.append(QueryComponents([], {}))
+                continue
+            queries = index.lexical.query_matrix([p.text for p in passages]) if index.lexical else None
+            scale = index.lexical.best_score(queries) if index.lexical else 1.0
+            parts = index.components(rows, queries, slice(None), scale)
+            parts.pop("score")
+            candidates: set[int] = set()
+            for values in parts.values():
+                best = values.max(axis=0)
+                candidates.update(np.argpartition(-best, min(depth, len(best) - 1))[:depth].tolist())
+            columns = sorted(candidates)
+            collected.append(
+                QueryComponents(
+                    [index.claims[c].id for c in columns],
+                    {name: values[:, columns] for name, values in parts.items()},
+                )
+            )
+    return collected
+
+
+def rank_with(fusion: Fusion, items: Sequence[QueryComponents], k: int) -> list[list[tuple[str, float]]]:
+    """Each query's top ``k`` candidates by their best passage's fused score."""
+    runs = []
+    for item in items:
+        if not item.claim_ids:
+            runs.append([])
+            continue
+        best = fusion.combine(item.parts["cosine"], item.parts.get("context"), item.parts.get("lexical"))
+        best = best.max(axis=0)
+        top = np.argsort(-best)[:k]
+        runs.append([(item.claim_ids[c], float(best[c])) for c in top])
+    return runs
+
+
+@dataclass
+class FusionFit:
+    model: str
+    revision: str
+    fusion: Fusion
+    fitted_on: list[str]
+    queries: int
+    map_at_5: float
+    cosine_map_at_5: float
+
+
+def fit_fusion(
+    encoder: Encoder,
+    splits: Sequence[CheckThatSplit],
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FusionFit:
+    """The context and lexical weights that maximise MAP@5 over the queries of ``splits`` (grid
+    search; the cosine's weight is 1). Fit on train/dev splits only, never on a test split."""
+    say = progress or (lambda message: None)
+    names = [f"{split.edition} {split.split}" for split in splits]
+    if any(split.split == "test" for split in splits):
+        raise ClaimsFileError("fusion weights are never fitted on a test split")
+    items: list[QueryComponents] = []
+    qrels: dict[str, set[str]] = {}
+    for split in splits:
+        say(f"CheckThat! {split.edition} {split.split}: {len(split.queries)} tweets; scoring the components")
+        index = ClaimIndex.build(encoder, split.vclaims, cache=cache, fusion=Fusion(1.0, 1.0))
+        items += collect_components(encoder, index, [text for _, text in split.queries], cache)
+        qrels.update({f"{split.edition}/{split.split}/{q}": ids for q, ids in split.qrels.items()})
+    keys = [f"{split.edition}/{split.split}/{q}" for split in splits for q, _ in split.queries]
+
+    def score(fusion: Fusion) -> float:
+        return mean_average_precision(dict(zip(keys, rank_with(fusion, items, 5), strict=True)), qrels, 5)
+
+    grid = [Fusion(c, x) for c in FIT_CONTEXT_WEIGHTS for x in FIT_LEXICAL_WEIGHTS]
+    say(f"grid search over {len(grid)} weight pairs")
+    scored = [(score(fusion), -(fusion.context + fusion.lexical), fusion) for fusion in grid]
+    best, _, fusion = max(scored, key=lambda item: item[:2])  # ties: the smaller weights
+    return FusionFit(encoder.model_name, encoder.revision, fusion, names, len(keys), best, score(COSINE))
+
+
+def write_fusion(result: FusionFit, path: Path = FUSION_FILE) -> None:
+    """Store fitted fusion weights in the file read by ``default_fusion()``."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError as exc:
+        raise ClaimsFileError(f"{path}: not valid JSON: {exc}") from None
+    table.setdefault("models", {})[result.model] = {
+        "context": result.fusion.context,
+        "lexical": result.fusion.lexical,
+        "revision": result.revision,
+        "fitted_on": [f"CheckThat! 2A {name}" for name in result.fitted_on],
+        "queries": result.queries,
+        "fit_map@5": round(result.map_at_5, 4),
+        "fit_cosine_map@5": round(result.cosine_map_at_5, 4),
+        "fitted": date.today().isoformat(),
+    }
+    table["about"] = (
+        "Weights of the match score's components per model (cosine weight 1), fitted by "
+        "`claimwatch eval fit-fusion` on CheckThat! 2A train/dev splits."
+    )
+    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    load_fusions.cache_clear()
 
 
 # --- labelled texts ------------------------------------------------------------------------------
@@ -292,6 +467,9 @@ class Calibration:
     test_passages: int
     chosen: ThresholdScore
     held_out: ThresholdScore
+    # per language with enough dev passages: (chosen on dev, held-out test) at its own threshold
+    by_language: dict[str, tuple[ThresholdScore, ThresholdScore]] = field(default_factory=dict)
+    fusion: Fusion = COSINE
 
 
 def read_labelled(path: Path, languages: list[str] | None, claim_ids: set[str]) -> list[LabelledPassage]:
@@ -318,24 +496,62 @@ def read_labelled(path: Path, languages: list[str] | None, claim_ids: set[str]) 
 def best_of_passages(
     encoder: Encoder, index: ClaimIndex, items: Sequence[LabelledPassage]
 ) -> tuple[list[str], np.ndarray, list[str | None]]:
-    """Best claim and score of each whole passage (as calibrated: no sentence splitting), and gold."""
-    vectors = encoder.encode([item.passage for item in items])
-    claims, scores = best_matches(vectors @ index.vectors.T, [c.id for c in index.claims])
-    return claims, scores, [item.claim_id for item in items]
+    """Best claim and (fused) score of each whole passage (as calibrated: no sentence splitting), and
+    the gold claims."""
+    texts = [item.passage for item in items]
+    scores = index.score_passages(encoder.encode(texts), texts)
+    claims, best = best_matches(scores, [c.id for c in index.claims])
+    return claims, best, [item.claim_id for item in items]
 
 
-def calibrate_model(encoder: Encoder, claims: Sequence[Claim], dev: Path, test: Path) -> Calibration:
+def select(
+    scored: tuple[list[str], np.ndarray, list[str | None]], rows: Sequence[int]
+) -> tuple[list[str], np.ndarray, list[str | None]]:
+    claims, scores, gold = scored
+    return [claims[r] for r in rows], scores[list(rows)], [gold[r] for r in rows]
+
+
+def calibrate_model(
+    encoder: Encoder,
+    claims: Sequence[Claim],
+    dev: Path,
+    test: Path,
+    fusion: Fusion | None = None,
+    cache: EmbeddingCache | None = None,
+) -> Calibration:
     """Choose the threshold on ``dev`` (best F1 within tolerance, highest threshold) and report it on
-    ``test``; only passages in the model's languages count."""
-    index = ClaimIndex.build(encoder, claims)
+    ``test``; only passages in the model's languages count. When the passages are in several
+    languages, each language with at least ``MIN_LANGUAGE_POSITIVES`` restating dev passages gets its
+    own threshold too (the fused score's scale differs between languages: the lexical component
+    cannot match an English claim in Cyrillic text). ``fusion``: default, the model's fitted one."""
+    index = ClaimIndex.build(encoder, claims, cache=cache, fusion=fusion)
     languages = sorted(encoder.languages) if encoder.languages else None
     claim_ids = {claim.id for claim in claims}
     dev_items = read_labelled(dev, languages, claim_ids)
     test_items = read_labelled(test, languages, claim_ids)
-    chosen = choose_threshold(sweep(*best_of_passages(encoder, index, dev_items)))
-    held_out = score_threshold(*best_of_passages(encoder, index, test_items), chosen.threshold)
+    dev_scored = best_of_passages(encoder, index, dev_items)
+    test_scored = best_of_passages(encoder, index, test_items)
+    chosen = choose_threshold(sweep(*dev_scored))
+    held_out = score_threshold(*test_scored, chosen.threshold)
+    by_language = {}
+    found = sorted({item.language for item in dev_items})
+    for language in found if len(found) > 1 else []:
+        dev_rows = [n for n, item in enumerate(dev_items) if item.language == language]
+        test_rows = [n for n, item in enumerate(test_items) if item.language == language]
+        if sum(dev_items[n].claim_id is not None for n in dev_rows) < MIN_LANGUAGE_POSITIVES or not test_rows:
+            continue
+        own = choose_threshold(sweep(*select(dev_scored, dev_rows)))
+        by_language[language] = (own, score_threshold(*select(test_scored, test_rows), own.threshold))
     return Calibration(
-        encoder.model_name, encoder.revision, languages, len(dev_items), len(test_items), chosen, held_out
+        encoder.model_name,
+        encoder.revision,
+        languages,
+        len(dev_items),
+        len(test_items),
+        chosen,
+        held_out,
+        by_language,
+        index.fusion,
     )
 
 
@@ -354,7 +570,18 @@ def write_calibration(result: Calibration, path: Path = THRESHOLDS_FILE) -> None
         "test_recall": round(result.held_out.recall, 4),
         "test_f1": round(result.held_out.f1, 4),
         "calibrated_on": date.today().isoformat(),
+        "fusion": result.fusion.as_dict(),
     }
+    own = {
+        language: chosen.threshold
+        for language, (chosen, _) in result.by_language.items()
+        if chosen.threshold != result.chosen.threshold
+    }
+    if own:
+        table["models"][result.model]["language_thresholds"] = own
+        table["models"][result.model]["language_test_f1"] = {
+            language: round(result.by_language[language][1].f1, 4) for language in own
+        }
     table["about"] = "Default match thresholds per model, chosen by `claimwatch calibrate`."
     path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     load_thresholds.cache_clear()  # default_threshold() reads the new value

@@ -166,11 +166,14 @@ def load_all_queries(edition: str | int, data_dir: Path | str | None = None) -> 
     }
 
 
-def make_claim(edition: str, ident: str, text: str, title: str, where: str) -> Claim:
+def make_claim(edition: str, ident: str, text: str, title: str, where: str, subtitle: str = "") -> Claim:
     ident, text = ident.strip(), " ".join(text.split())
     if not ident or not text:
         raise CheckThatDataError(f"{where}: vclaim without id or text")
-    return Claim(ident, text, claim_set=f"checkthat-{edition}", extra={"title": " ".join(title.split())})
+    extra = {"title": " ".join(title.split())}
+    if subtitle.strip():
+        extra["subtitle"] = " ".join(subtitle.split())
+    return Claim(ident, text, claim_set=f"checkthat-{edition}", extra=extra)
 
 
 def read_vclaims_tsv(path: Path, edition: str) -> list[Claim]:
@@ -201,6 +204,7 @@ def read_vclaims_zip(path: Path, edition: str) -> list[Claim]:
                         str(record.get("vclaim") or ""),
                         str(record.get("title") or ""),
                         where,
+                        str(record.get("subtitle") or ""),
                     )
                 )
     except (OSError, zipfile.BadZipFile) as exc:
@@ -209,7 +213,8 @@ def read_vclaims_zip(path: Path, edition: str) -> list[Claim]:
 
 
 def load_vclaims(edition: str | int, data_dir: Path | str | None = None) -> list[Claim]:
-    """The edition's verified claims: id = vclaim id, text = vclaim, ``extra["title"]`` = its title."""
+    """The edition's verified claims: id = vclaim id, text = vclaim, ``extra["title"]`` = its title
+    (and, 2022, ``extra["subtitle"]`` its subtitle, when it has one)."""
     edition = check_edition_split(edition)
     if edition == "2021":
         claims = read_vclaims_tsv(data_file(data_dir, VCLAIMS_2021), edition)

