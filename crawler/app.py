@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +88,8 @@ def echo_stage(result: Any) -> None:
         typer.secho(f"  {result.error}", fg=typer.colors.YELLOW, err=True)
 
 
-def do_crawl(settings: Settings, spiders: list[str] | None) -> Any:
-    from crawler.runner import DEFAULT_SPIDERS, run_crawl
+def chosen_spiders(settings: Settings, spiders: list[str] | None) -> tuple[str, ...]:
+    from crawler.runner import DEFAULT_SPIDERS
 
     chosen = tuple(spiders) if spiders else DEFAULT_SPIDERS
     if not spiders and not settings.gdelt_enabled:
@@ -93,20 +97,31 @@ def do_crawl(settings: Settings, spiders: list[str] | None) -> Any:
     unknown = set(chosen) - set(DEFAULT_SPIDERS)
     if unknown:
         raise UsageError(f"unknown spider(s): {', '.join(sorted(unknown))}")
+    return chosen
+
+
+def do_crawl(settings: Settings, spiders: list[str] | None, member: bool = False) -> Any:
+    """Crawl; ``member``: register as one of several processes of a shared run (no run lock held)."""
+    from crawler.runner import start_crawl
+
+    chosen = chosen_spiders(settings, spiders)
     sessions = open_sessions(settings)
-    result = run_crawl(settings, sessions, spiders=chosen)
+    crawl = start_crawl(settings, sessions, spiders=chosen)
+    if member:
+        from crawler.scheduling import member_lock
+
+        with member_lock(sessions, settings, "shared crawl", crawl.run_id):
+            result = crawl.finish()
+    else:
+        result = crawl.finish()
     echo_stage(result)
     return result
 
 
-def do_match(settings: Settings, limit: int | None = None) -> Any:
+@contextmanager
+def match_progress() -> Iterator[Callable[[int, int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from crawler.matching import load_configured_encoder, run_match
-
-    sessions = open_sessions(settings)
-    typer.echo(f"loading model {settings.model} …", err=True)
-    encoder = load_configured_encoder(settings)
     columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("match", total=None)
@@ -114,9 +129,100 @@ def do_match(settings: Settings, limit: int | None = None) -> Any:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run_match(settings, sessions, encoder=encoder, progress=progress, limit=limit)
+        yield progress
+
+
+def do_match(
+    settings: Settings,
+    limit: int | None = None,
+    *,
+    idle_exit: float | None = 0.0,
+    poll: float = 1.0,
+    stop: threading.Event | None = None,
+    worker: bool = False,
+) -> Any:
+    """Match pending documents. The defaults end when none is pending; a worker (``idle_exit`` None
+    or positive) keeps polling for documents that other processes store, registered as a member
+    (``crawler.scheduling.member_lock``) rather than under the run lock."""
+    from crawler.matching import load_configured_encoder, run_match
+
+    sessions = open_sessions(settings)
+    if worker:
+        import os
+
+        from crawler.scheduling import member_lock
+        from db.queries import start_run
+        from db.session import session_scope
+
+        with session_scope(sessions) as session:
+            run_id = start_run(session, "match", pid=os.getpid()).id
+        with member_lock(sessions, settings, "match --worker", run_id):
+            typer.echo(f"match worker (run {run_id}): loading model {settings.model} …", err=True)
+            result = run_match(
+                settings,
+                sessions,
+                limit=limit,
+                idle_exit=idle_exit,
+                poll=poll,
+                stop=stop,
+                run_id=run_id,
+            )
+        echo_stage(result)
+        return result
+    typer.echo(f"loading model {settings.model} …", err=True)
+    encoder = load_configured_encoder(settings)
+    with match_progress() as progress:
+        result = run_match(
+            settings,
+            sessions,
+            encoder=encoder,
+            progress=progress,
+            limit=limit,
+            idle_exit=idle_exit,
+            poll=poll,
+            stop=stop,
+        )
     echo_stage(result)
     return result
+
+
+def pending_count(sessions: Any) -> int:
+    from db.queries import count_pending_documents
+
+    with sessions() as session:
+        return count_pending_documents(session)
+
+
+def do_crawl_and_match(settings: Settings, spiders: list[str] | None, poll: float = 0.5) -> tuple[Any, Any]:
+    """Crawl in the subprocess and, meanwhile, match the documents it stores in this process; when the
+    crawl ends, match what is left. Returns the crawl's and the match's results."""
+    from crawler.matching import load_configured_encoder, run_match
+    from crawler.runner import start_crawl
+
+    chosen = chosen_spiders(settings, spiders)
+    sessions = open_sessions(settings)
+    crawl = start_crawl(settings, sessions, spiders=chosen)
+    try:
+        # the model (seconds to load, ~100 MB) is loaded once there is something to match: a
+        # recrawl that finds nothing new never loads it
+        while crawl.running() and not pending_count(sessions):
+            time.sleep(poll)
+        encoder = None
+        if pending_count(sessions):
+            typer.echo(f"loading model {settings.model} while crawling …", err=True)
+            encoder = load_configured_encoder(settings)
+        with match_progress() as progress:
+            matched = run_match(
+                settings, sessions, encoder=encoder, progress=progress, producing=crawl.running, poll=poll
+            )
+    except BaseException:
+        crawled = crawl.finish()  # the crawl goes on storing; the next run matches what it stored
+        echo_stage(crawled)
+        raise
+    crawled = crawl.finish()
+    echo_stage(crawled)
+    echo_stage(matched)
+    return crawled, matched
 
 
 def print_summary(settings: Settings, claim_set: str | None = None) -> None:

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler import cli_eval, cli_research, cli_schedule
+from crawler import cli_bench, cli_eval, cli_research, cli_schedule
 from crawler.app import (
     UsageError,
     do_crawl,
+    do_crawl_and_match,
     do_match,
     initialise,
     load_claims_into,
@@ -256,14 +257,41 @@ SpiderOption = Annotated[
 ]
 
 
+SharedRunOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shared-run",
+        help="With CLAIMWATCH_REDIS_URL: the shared crawl run (Redis keys) to join; every crawl process "
+        "given the same KEY shares one request queue and seen-request filter (default: setting "
+        "shared_run, else today's UTC date).",
+    ),
+]
+
+
+def with_shared_run(settings: Settings, shared_run: str | None) -> Settings:
+    if shared_run is None:
+        return settings
+    if not settings.redis_url:
+        raise fail("--shared-run needs a Redis server: set CLAIMWATCH_REDIS_URL", 2)
+    return dataclasses.replace(settings, shared_run=shared_run)
+
+
 @app.command()
-def crawl(spider: SpiderOption = None) -> None:
-    """Crawl the configured sources for new articles (in a subprocess) and store them."""
+def crawl(spider: SpiderOption = None, shared_run: SharedRunOption = None) -> None:
+    """Crawl the configured sources for new articles (in a subprocess) and store them.
+
+    With CLAIMWATCH_REDIS_URL set, several crawl processes (on any machines) share the run: they do
+    not take the exclusive run lock, and each page is fetched by one of them.
+    """
     from crawler.scheduling import run_lock
 
-    settings = state.settings()
-    with clean_errors(), run_lock(settings, "crawl"):
-        result = do_crawl(settings, spider)
+    settings = with_shared_run(state.settings(), shared_run)
+    with clean_errors():
+        if settings.redis_url:
+            result = do_crawl(settings, spider, member=True)
+        else:
+            with run_lock(settings, "crawl"):
+                result = do_crawl(settings, spider)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -275,32 +303,67 @@ def match(
         bool,
         typer.Option("--rematch", help="Queue already matched documents again first (new model/claims)."),
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="Run as one of several match workers (any machines, one database): claim pending "
+            "documents batch by batch (PostgreSQL: FOR UPDATE SKIP LOCKED) and keep polling for new "
+            "ones; does not take the run lock.",
+        ),
+    ] = False,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-exit",
+            help="With --worker: exit once no document has been pending for this many seconds "
+            "(default: keep polling until SIGTERM/Ctrl-C).",
+            min=0,
+        ),
+    ] = None,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", help="With --worker: seconds between looks at an empty queue.", min=0.05),
+    ] = 2.0,
 ) -> None:
     """Match the passages of stored, not yet matched documents against the active claims."""
-    from crawler.scheduling import run_lock
+    from crawler.scheduling import run_lock, stop_signals
 
     settings = state.settings()
-    with clean_errors(), run_lock(settings, "match"):
-        if rematch:
-            from db.queries import requeue_documents
-            from db.session import session_scope
+    if (idle_exit is not None or poll != 2.0) and not worker:
+        raise fail("--idle-exit and --poll need --worker", 2)
+    if worker and rematch:
+        raise fail("--rematch cannot be combined with --worker (run `claimwatch match --rematch` once)", 2)
+    with clean_errors():
+        if worker:
+            import threading
 
-            with session_scope(open_sessions(settings)) as session:
-                typer.echo(f"{requeue_documents(session)} documents queued again", err=True)
-        result = do_match(settings, limit)
-    if not result.ok:
+            stop = threading.Event()
+            with stop_signals(stop.set):
+                result = do_match(settings, limit, idle_exit=idle_exit, poll=poll, stop=stop, worker=True)
+        else:
+            with run_lock(settings, "match"):
+                if rematch:
+                    from db.queries import requeue_documents
+                    from db.session import session_scope
+
+                    with session_scope(open_sessions(settings)) as session:
+                        typer.echo(f"{requeue_documents(session)} documents queued again", err=True)
+                result = do_match(settings, limit)
+    if not (result.ok or (worker and result.status == "interrupted")):
         raise typer.Exit(1)
 
 
 @app.command()
-def run(spider: SpiderOption = None) -> None:
-    """Crawl, then match: the daily job (under the run lock; `claimwatch schedule --once` also alerts)."""
+def run(spider: SpiderOption = None, shared_run: SharedRunOption = None) -> None:
+    """Crawl and match at once: the crawl subprocess stores documents while this process matches them,
+    then the rest is matched. The daily job's core, under the run lock (`claimwatch schedule --once`
+    also sends alerts)."""
     from crawler.scheduling import run_lock
 
-    settings = state.settings()
+    settings = with_shared_run(state.settings(), shared_run)
     with clean_errors(), run_lock(settings, "run"):
-        crawled = do_crawl(settings, spider)
-        matched = do_match(settings)
+        crawled, matched = do_crawl_and_match(settings, spider)
         print_summary(settings)
     if not (crawled.ok and matched.ok):
         raise typer.Exit(1)
@@ -382,8 +445,9 @@ def score(
     ] = 256,
 ) -> None:
     """Match arbitrary texts against a claims file offline; JSONL results on stdout, in input order."""
+    from crawler.matching import load_configured_encoder
     from pipelines.claims import load_claims
-    from pipelines.embed import FileEmbeddingCache, load_encoder
+    from pipelines.embed import FileEmbeddingCache
     from pipelines.match import ClaimIndex, default_threshold, match_texts
 
     settings = state.settings()
@@ -391,12 +455,8 @@ def score(
         claim_list = load_claims(claims)
         inputs = read_jsonl_inputs(input)
         model_name = model or settings.model
-        encoder = load_encoder(
-            model_name,
-            batch_size=settings.encode_batch_size,
-            languages=settings.language_set(),
-            show_progress=sys.stderr.isatty(),  # embedding thousands of new claims takes minutes
-        )
+        # embedding thousands of new claims takes minutes: show progress
+        encoder = load_configured_encoder(settings, model_name, show_progress=sys.stderr.isatty())
         cache = FileEmbeddingCache(Path(settings.cache_dir)) if settings.cache_dir else FileEmbeddingCache()
         index = ClaimIndex.build(encoder, claim_list, cache=cache)
         cutoff = default_threshold(model_name) if threshold is None else threshold
@@ -494,6 +554,7 @@ def demo(
 cli_schedule.register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions
 cli_research.register(app)  # export, report, browse, db
 cli_eval.register(app)  # eval checkthat, eval labels, calibrate
+cli_bench.register(app)  # bench
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,8 +57,19 @@ class Settings:
         "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "
         "for the model (pipelines/thresholds.json).",
     )
+    relevance_filter: bool = _setting(
+        True,
+        "Only documents naming Russia and Azerbaijan are matched; off: every extracted document is "
+        "matched (`claimwatch bench` turns it off so that pages on any topic reach the encoder).",
+    )
     match_top_k: int = _setting(20, "At most this many matches are stored per document.")
     encode_batch_size: int = _setting(64, "Sentences per encoder batch.")
+    encoder_backend: str = _setting(
+        "torch",
+        "How sentence-transformers models run: `torch`, `onnx` (ONNX Runtime, fp32) or `onnx-int8` "
+        "(ONNX Runtime, int8 weights: faster, mean cosine to torch >= 0.99; see docs/backends.md). The "
+        "onnx backends need `pip install 'claimwatch[onnx]'`; the model is exported once into `cache_dir`.",
+    )
     match_batch_documents: int = _setting(
         32, "Documents matched (and committed) together in one batch of the match stage."
     )
@@ -108,7 +119,8 @@ class Settings:
     log_format: str = _setting("text", "Log format: `text` or `json` (one JSON object per line).")
     cache_dir: str = _setting(
         "",
-        "Directory of the on-disk embedding cache used by `claimwatch score`. Empty: ~/.cache/claimwatch.",
+        "Directory of the on-disk embedding cache used by `claimwatch score` and of the models exported "
+        "by the onnx encoder backends. Empty: ~/.cache/claimwatch.",
     )
     smtp_host: str = _setting(
         "",
@@ -167,6 +179,17 @@ class Settings:
         600,
         "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
         "died on the same host is taken over at once; on another host after this time.",
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis URL (`redis://host:6379/0`) shared by several crawl processes: with it, crawls use "
+        "scrapy-redis (one request queue and one seen-request filter per shared run; see "
+        "docs/scaling.md). Empty: each crawl keeps its queue in its own process.",
+    )
+    shared_run: str = _setting(
+        "",
+        "Name of the shared crawl run (its Redis keys) that crawl processes join when `redis_url` is "
+        "set; `claimwatch crawl --shared-run` overrides it. Empty: today's UTC date.",
     )
 
     @property
@@ -277,6 +300,8 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
 def _validate(settings: Settings) -> None:
     if settings.log_format not in {"text", "json"}:
         raise ConfigError("setting log_format must be `text` or `json`")
+    if settings.encoder_backend not in {"torch", "onnx", "onnx-int8"}:
+        raise ConfigError("setting encoder_backend must be `torch`, `onnx` or `onnx-int8`")
     for name in (
         "match_top_k",
         "encode_batch_size",

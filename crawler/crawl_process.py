@@ -50,9 +50,14 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "CLAIMWATCH_GDELT_DELAY": settings.gdelt_delay,
         "CLAIMWATCH_GDELT_MAX_RECORDS": settings.gdelt_max_records,
         "CLAIMWATCH_MAX_SOURCE_ENTRIES": settings.max_source_entries,
+        "CLAIMWATCH_RELEVANCE_FILTER": settings.relevance_filter,
     }
     if log_file is not None:
         overrides["LOG_FILE"] = str(log_file)
+    if settings.redis_url:
+        from crawler.shared_crawl import scrapy_overrides
+
+        overrides.update(scrapy_overrides(settings))
     scrapy_settings.setdict(overrides, priority="cmdline")
     return scrapy_settings
 
@@ -117,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown spiders: {', '.join(sorted(unknown))}")
     sessions = make_sessionmaker(make_engine(settings.database_url))
     try:
-        stats = run(settings, args.run_id, spiders, args.since, args.log_file)
+        if settings.redis_url:
+            from crawler import shared_crawl
+
+            members = shared_crawl.join(settings)
+            logger.info("joined shared run %s (%d crawl processes)", shared_crawl.run_key(settings), members)
+        try:
+            stats = run(settings, args.run_id, spiders, args.since, args.log_file)
+        finally:
+            if settings.redis_url:
+                shared_crawl.leave(settings)
     except Exception as exc:
         logger.exception("crawl failed")
         with session_scope(sessions) as session:

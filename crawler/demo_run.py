@@ -8,7 +8,7 @@ import time
 
 import typer
 
-from crawler.app import do_crawl, do_match, initialise, open_sessions, print_summary
+from crawler.app import do_crawl_and_match, initialise, open_sessions, print_summary
 from crawler.config import Settings, redact_url
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,11 @@ def run_demo(settings: Settings, database_url: str, port: int) -> bool:
     typer.echo(f"demo database: {redact_url(database_url)}", err=True)
     initialise(settings, load_default_sources=False)
     started = time.monotonic()
-    with run_lock(settings, "demo"):
-        with DemoSite(port=port) as site:
-            typer.echo(f"demo site: {site.base_url}/ ({len(site.articles())} articles)", err=True)
-            with session_scope(open_sessions(settings)) as session:
-                upsert_sources(session, site.sources())
-            crawled = do_crawl(settings, ["feeds", "sitemaps"])
-        matched = do_match(settings)
+    with run_lock(settings, "demo"), DemoSite(port=port) as site:
+        typer.echo(f"demo site: {site.base_url}/ ({len(site.articles())} articles)", err=True)
+        with session_scope(open_sessions(settings)) as session:
+            upsert_sources(session, site.sources())
+        crawled, matched = do_crawl_and_match(settings, ["feeds", "sitemaps"])
     seconds = time.monotonic() - started
     print_summary(settings)
     documents = crawled.counters["documents_stored"]

@@ -1,20 +1,24 @@
 """The match stage: embeds pending documents' passages and stores their matches against claims.
 
-Resumable: documents are taken in batches of ``match_batch_documents``; each batch commits its
-matches together with the documents' new ``match_status``, so an interrupted stage continues
-where it stopped and never stores a match twice.
+Resumable and shareable: documents are claimed in batches of ``match_batch_documents``; each batch
+commits its matches together with the documents' new ``match_status``, so an interrupted stage
+continues where it stopped and never stores a match twice, and several matchers (``claimwatch match
+--worker`` on any number of machines, the matcher of ``claimwatch run`` overlapping its crawl) share
+the pending documents without taking one twice (see ``Matcher``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings
@@ -24,17 +28,18 @@ from db.queries import (
     DatabaseEmbeddingCache,
     active_claims,
     add_run_counters,
-    documents_by_id,
+    claim_pending_documents,
+    count_pending_documents,
     finish_run,
-    pending_document_ids,
     set_match_status,
     start_run,
+    still_pending_ids,
     store_matches,
 )
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
 from pipelines.embed import Encoder, ModelLoadError, load_encoder
-from pipelines.match import ClaimIndex, default_threshold, match_texts
+from pipelines.match import ClaimIndex, PassageMatch, default_threshold, match_texts
 
 logger = logging.getLogger(__name__)
 
@@ -66,74 +71,121 @@ def covers_language(encoder: Encoder, language: str | None) -> bool:
     return language is not None and language.split("-")[0].lower() in encoder.languages
 
 
-def load_configured_encoder(settings: Settings, show_progress: bool = False) -> Encoder:
+def load_configured_encoder(
+    settings: Settings, model: str | None = None, show_progress: bool = False
+) -> Encoder:
+    """The main encoder as configured (model, batch size, languages, backend); ``model`` overrides
+    the configured model name."""
     return load_encoder(
-        settings.model,
+        model or settings.model,
         batch_size=settings.encode_batch_size,
         languages=settings.language_set(),
         show_progress=show_progress,
+        backend=settings.encoder_backend,
+        cache_dir=settings.cache_dir or None,
     )
 
 
 @dataclass
 class Route:
     """One encoder with its claim index and threshold; documents go to the first route covering
-    their language."""
+    their language. The threshold is the setting when one is set, else the model's calibrated one
+    for the document's language (similarity scales differ by language)."""
 
     encoder: CountingEncoder
     index: ClaimIndex
     threshold: float
+    override: float | None = None
+
+    def threshold_for(self, language: str | None) -> float:
+        if self.override is not None:
+            return self.override
+        return default_threshold(self.encoder.model_name, (language or "").split("-")[0] or None)
+
+    def components_of(self, match: PassageMatch) -> dict[str, Any] | None:
+        """What a stored match records of its score: the parts and the fusion weights (None for
+        plain cosine)."""
+        if self.index.fusion.is_cosine:
+            return None
+        return {**match.components, "weights": self.index.fusion.as_dict()}
 
 
 def route_for(routes: Sequence[Route], language: str | None) -> Route | None:
     return next((r for r in routes if covers_language(r.encoder, language)), None)
 
 
+@dataclass
+class ScoredBatch:
+    """The encoder's results for a batch of documents, not yet written."""
+
+    rows: list[dict[str, Any]]
+    statuses: dict[int, tuple[str, str]]  # document id → (match_status, model)
+    passages: int
+
+
+def score_batch(
+    documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
+) -> ScoredBatch:
+    """Encode and match a batch (no database access): each document goes through the first route
+    covering its language; documents no route covers are 'not_scored'."""
+    rows: list[dict[str, Any]] = []
+    statuses: dict[int, tuple[str, str]] = {}
+    routed = {d.id: route_for(routes, d.language) if d.text else None for d in documents}
+    before = sum(r.encoder.encoded for r in routes)
+    for route in routes:
+        by_threshold: dict[float, list[Document]] = {}
+        for document in documents:
+            if routed[document.id] is route:
+                by_threshold.setdefault(route.threshold_for(document.language), []).append(document)
+        for threshold, mine in by_threshold.items():
+            texts = [d.text or "" for d in mine]
+            results = match_texts(route.encoder, route.index, texts, threshold=threshold, top_k=top_k)
+            for document, matches in zip(mine, results, strict=True):
+                statuses[document.id] = ("matched" if matches else "no_match", route.encoder.model_name)
+                rows.extend(
+                    {
+                        "document_id": document.id,
+                        "claim_id": int(match.claim_id),
+                        "passage": match.passage,
+                        "passage_start": match.start,
+                        "passage_end": match.end,
+                        "score": match.score,
+                        "score_components": route.components_of(match),
+                        "threshold": threshold,
+                        "model": route.encoder.model_name,
+                        "model_revision": route.encoder.revision,
+                        "crawl_run_id": run_id,
+                    }
+                    for match in matches
+                )
+    for ident, route in routed.items():
+        if route is None:
+            statuses[ident] = ("not_scored", routes[0].encoder.model_name)
+    return ScoredBatch(rows, statuses, sum(r.encoder.encoded for r in routes) - before)
+
+
+def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = None) -> dict[str, int]:
+    """Store a scored batch's matches and the documents' new match_status in the caller's
+    transaction; with ``keep``, only for those documents (the others were matched meanwhile)."""
+    statuses = {i: s for i, s in scored.statuses.items() if keep is None or i in keep}
+    rows = [row for row in scored.rows if row["document_id"] in statuses]
+    stored = store_matches(session, rows)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for ident, key in statuses.items():
+        groups.setdefault(key, []).append(ident)
+    for (status, model), ids in sorted(groups.items()):
+        set_match_status(session, sorted(ids), status, model)
+    return {
+        "documents_matched": sum(status != "not_scored" for status, _ in statuses.values()),
+        "passages_encoded": scored.passages,
+        "matches_stored": stored,
+    }
+
+
 def match_batch(
     session: Session, documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
 ) -> dict[str, int]:
-    rows = []
-    scored: list[int] = []
-    routed = {d.id: route_for(routes, d.language) if d.text else None for d in documents}
-    not_scored = [ident for ident, route in routed.items() if route is None]
-    before = sum(r.encoder.encoded for r in routes)
-    for route in routes:
-        mine = [d for d in documents if routed[d.id] is route]
-        if not mine:
-            continue
-        results = match_texts(
-            route.encoder, route.index, [d.text or "" for d in mine], threshold=route.threshold, top_k=top_k
-        )
-        for document, matches in zip(mine, results, strict=True):
-            scored.append(document.id)
-            rows.extend(
-                {
-                    "document_id": document.id,
-                    "claim_id": int(match.claim_id),
-                    "passage": match.passage,
-                    "passage_start": match.start,
-                    "passage_end": match.end,
-                    "score": match.score,
-                    "threshold": route.threshold,
-                    "model": route.encoder.model_name,
-                    "model_revision": route.encoder.revision,
-                    "crawl_run_id": run_id,
-                }
-                for match in matches
-            )
-    stored = store_matches(session, rows)
-    matched_ids = {row["document_id"] for row in rows}
-    for route in routes:
-        model = route.encoder.model_name
-        mine = [i for i in scored if routed[i] is route]
-        set_match_status(session, [i for i in mine if i in matched_ids], "matched", model)
-        set_match_status(session, [i for i in mine if i not in matched_ids], "no_match", model)
-    set_match_status(session, not_scored, "not_scored", routes[0].encoder.model_name)
-    return {
-        "documents_matched": len(scored),
-        "passages_encoded": sum(r.encoder.encoded for r in routes) - before,
-        "matches_stored": stored,
-    }
+    return write_batch(session, score_batch(documents, routes, top_k, run_id))
 
 
 def load_multilingual(settings: Settings, main: Encoder) -> Encoder | None:
@@ -150,11 +202,110 @@ def load_multilingual(settings: Settings, main: Encoder) -> Encoder | None:
         return None
 
 
-def pending_languages_uncovered(session: Session, encoder: Encoder) -> bool:
-    languages = session.scalars(
-        select(Document.language).where(Document.match_status == "pending").distinct()
-    )
-    return any(not covers_language(encoder, language) for language in languages)
+def begin_immediate(session: Session) -> None:
+    """On SQLite, start the session's transaction as a write transaction at once (BEGIN IMMEDIATE):
+    the claim's re-check and the writes then see no concurrent writer. No-op elsewhere."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
+class Matcher:
+    """Claims batches of pending documents and matches them; several matchers (processes, machines)
+    may share one database.
+
+    PostgreSQL: a batch is claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and encoded, stored and
+    marked in that same transaction, so concurrent workers never take the same document, and a
+    worker killed mid-batch (its connection drops, the transaction rolls back) leaves the batch
+    pending for the others. SQLite: writers are serialised by the database, and holding its single
+    write lock while encoding would stall the crawl's inserts for seconds; so the batch is read,
+    encoded outside any transaction, then written in one short BEGIN IMMEDIATE transaction that
+    first re-checks which documents are still pending (documents another matcher finished
+    meanwhile are dropped from the batch: encoded twice at worst, never stored twice).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        run_id: int,
+        main: CountingEncoder,
+        claims: list[ClaimSpec],
+        multilingual: Encoder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.run_id = run_id
+        self.claims = claims
+        self.threshold = (
+            settings.match_threshold
+            if settings.match_threshold is not None
+            else default_threshold(settings.model)
+        )
+        with session_scope(sessions) as session:
+            index = ClaimIndex.build(main, claims, cache=DatabaseEmbeddingCache(session))
+        self.routes: list[Route] = [Route(main, index, self.threshold, settings.match_threshold)]
+        self._multilingual = multilingual
+        self._multilingual_tried = False
+        self.postgres = sessions.kw["bind"].dialect.name == "postgresql"
+
+    def _ensure_routes(self, documents: Sequence[Document]) -> None:
+        """Load the multilingual encoder the first time a document needs it."""
+        if self._multilingual_tried:
+            return
+        if all(route_for(self.routes, d.language) is not None for d in documents if d.text):
+            return
+        self._multilingual_tried = True
+        main = self.routes[0].encoder
+        other = self._multilingual or load_multilingual(self.settings, main)
+        if other is None:
+            return
+        second = CountingEncoder(other)
+        with session_scope(self.sessions) as session:
+            index = ClaimIndex.build(second, self.claims, cache=DatabaseEmbeddingCache(session))
+        self.routes.append(Route(second, index, default_threshold(second.model_name)))
+
+    def step(self, limit: int) -> int:
+        """Claim and match one batch of at most ``limit`` documents; the number claimed (0: none
+        pending)."""
+        top_k = self.settings.match_top_k
+        if self.postgres:
+            with session_scope(self.sessions) as session:
+                documents = claim_pending_documents(session, limit)
+                if not documents:
+                    return 0
+                self._ensure_routes(documents)
+                counters = write_batch(session, score_batch(documents, self.routes, top_k, self.run_id))
+                add_run_counters(session, self.run_id, counters)
+            return len(documents)
+        with self.sessions() as session:
+            documents = claim_pending_documents(session, limit)  # closing detaches them, loaded
+        if not documents:
+            return 0
+        self._ensure_routes(documents)
+        scored = score_batch(documents, self.routes, top_k, self.run_id)
+        with session_scope(self.sessions) as session:
+            begin_immediate(session)
+            keep = still_pending_ids(session, list(scored.statuses))
+            counters = write_batch(session, scored, keep)
+            add_run_counters(session, self.run_id, counters)
+        if len(keep) < len(scored.statuses):
+            logger.info(
+                "%d documents were matched by another matcher meanwhile", len(scored.statuses) - len(keep)
+            )
+        return len(documents)
+
+    def stats(self) -> dict[str, Any]:
+        main = self.routes[0].encoder
+        return {
+            "threshold": self.threshold,
+            "model": main.model_name,
+            "model_revision": main.revision,
+            "claims": len(self.claims),
+            "routes": [
+                {"model": r.encoder.model_name, "threshold": r.threshold, "passages": r.encoder.encoded}
+                for r in self.routes
+            ],
+        }
 
 
 def run_match(
@@ -164,64 +315,70 @@ def run_match(
     progress: ProgressCallback | None = None,
     limit: int | None = None,
     multilingual: Encoder | None = None,
+    *,
+    producing: Callable[[], bool] | None = None,
+    idle_exit: float | None = 0.0,
+    poll: float = 1.0,
+    stop: threading.Event | None = None,
+    run_id: int | None = None,
 ) -> StageResult:
-    """Match every pending document against the active claims."""
-    with session_scope(sessions) as session:
-        run_id = start_run(session, "match").id
+    """Match pending documents against the active claims, in claimed batches, as one 'match' run.
+
+    Ends when nothing is pending — once ``producing()`` (e.g. "the crawl is still running") is false
+    and the queue has stayed empty for ``idle_exit`` seconds (None: never; a worker polls every
+    ``poll`` seconds) — or after ``limit`` documents, or when ``stop`` is set (after the batch).
+    ``run_id``: an existing crawl_runs row of kind 'match' to record into (default: a new one).
+    """
+    if run_id is None:
+        with session_scope(sessions) as session:
+            run_id = start_run(session, "match", pid=os.getpid()).id
     started = time.monotonic()
+    stop = stop or threading.Event()
     try:
-        counting = CountingEncoder(encoder or load_configured_encoder(settings))
-        threshold = (
-            settings.match_threshold
-            if settings.match_threshold is not None
-            else default_threshold(settings.model)
-        )
+        # asked before counting: a producer that has ended has committed everything it stored
+        nothing_coming = producing is None or not producing()
         with session_scope(sessions) as session:
             claims = [
-                ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set) for c in active_claims(session)
+                ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set, extra=c.extra or {})
+                for c in active_claims(session)
             ]
-            if not claims:
-                raise RuntimeError("no active claims: load a claims file with `claimwatch claims load FILE`")
-            cache = DatabaseEmbeddingCache(session)
-            routes = [Route(counting, ClaimIndex.build(counting, claims, cache=cache), threshold)]
-            pending = pending_document_ids(session, limit=limit)
-            if pending and pending_languages_uncovered(session, counting):
-                other = multilingual if multilingual is not None else load_multilingual(settings, counting)
-                if other is not None:
-                    second = CountingEncoder(other)
-                    index = ClaimIndex.build(second, claims, cache=cache)
-                    routes.append(Route(second, index, default_threshold(second.model_name)))
-        total = len(pending)
-        done = 0
-        for start in range(0, total, settings.match_batch_documents):
-            ids = pending[start : start + settings.match_batch_documents]
+            total = count_pending_documents(session)
+        if not claims:
+            raise RuntimeError("no active claims: load a claims file with `claimwatch claims load FILE`")
+        if encoder is None and total == 0 and idle_exit == 0 and nothing_coming:
+            # nothing to match and nothing coming: do not spend seconds loading the model
             with session_scope(sessions) as session:
-                documents = [d for d in documents_by_id(session, ids) if d.match_status == "pending"]
-                counters = match_batch(session, documents, routes, settings.match_top_k, run_id)
-                add_run_counters(session, run_id, counters)
-            done += len(ids)
-            if progress is not None:
-                progress(done, total)
-        with session_scope(sessions) as session:
-            finish_run(
-                session,
-                run_id,
-                "succeeded",
-                stats={
-                    "threshold": threshold,
-                    "model": counting.model_name,
-                    "model_revision": counting.revision,
-                    "claims": len(claims),
-                    "routes": [
-                        {
-                            "model": r.encoder.model_name,
-                            "threshold": r.threshold,
-                            "passages": r.encoder.encoded,
-                        }
-                        for r in routes
-                    ],
-                },
+                stats = {"model": settings.model, "claims": len(claims)}
+                finish_run(session, run_id, "succeeded", stats=stats)
+            with sessions() as session:
+                return result_of(session, run_id, time.monotonic() - started)
+        counting = CountingEncoder(encoder or load_configured_encoder(settings))
+        matcher = Matcher(settings, sessions, run_id, counting, claims, multilingual)
+        done = 0
+        idle_since: float | None = None
+        while not stop.is_set() and (limit is None or done < limit):
+            # asked before claiming: a producer that has ended has committed everything it stored
+            still_producing = producing is not None and producing()
+            size = (
+                settings.match_batch_documents
+                if limit is None
+                else min(settings.match_batch_documents, limit - done)
             )
+            claimed = matcher.step(size)
+            if claimed:
+                done += claimed
+                idle_since = None
+                if progress is not None:
+                    progress(done, max(total, done))
+                continue
+            if not still_producing:
+                idle_since = idle_since if idle_since is not None else time.monotonic()
+                if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                    break
+            stop.wait(poll)
+        with session_scope(sessions) as session:
+            status = "interrupted" if stop.is_set() else "succeeded"
+            finish_run(session, run_id, status, stats=matcher.stats())
     except BaseException as exc:
         with session_scope(sessions) as session:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

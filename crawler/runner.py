@@ -74,16 +74,66 @@ def result_of(session: Session, run_id: int, seconds: float, log_file: Path | No
     )
 
 
-def run_crawl(
+class CrawlHandle:
+    """A crawl subprocess started by ``start_crawl``: ``running()`` while it works, ``finish()`` waits
+    for it and returns the run's result."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], run_id: int, process: subprocess.Popen[bytes], log_file: Path
+    ) -> None:
+        self.sessions = sessions
+        self.run_id = run_id
+        self.process = process
+        self.log_file = log_file
+        self.started = time.monotonic()
+        self.seconds: float | None = None
+
+    def running(self) -> bool:
+        if self.process.poll() is None:
+            return True
+        if self.seconds is None:
+            self.seconds = time.monotonic() - self.started
+        return False
+
+    def finish(self) -> StageResult:
+        try:
+            returncode = self.process.wait()
+        except KeyboardInterrupt:  # the child got the SIGINT too; let it record what it can
+            self.process.wait()
+            returncode = -2
+        seconds = self.seconds if self.seconds is not None else time.monotonic() - self.started
+        with session_scope(self.sessions) as session:
+            run = session.get(CrawlRun, self.run_id, populate_existing=True)
+            if run is not None and run.status == "running":
+                # The child died before it could record anything (killed, crashed, interrupted).
+                status = "interrupted" if returncode == -2 else "failed"
+                finish_run(
+                    session,
+                    self.run_id,
+                    status,
+                    error=f"crawl process exited with code {returncode}; see {self.log_file}",
+                )
+        with self.sessions() as session:
+            return result_of(session, self.run_id, seconds, self.log_file)
+
+
+def start_crawl(
     settings: Settings,
     sessions: sessionmaker[Session],
     spiders: tuple[str, ...] = DEFAULT_SPIDERS,
     env: dict[str, str] | None = None,
     since: datetime | None = None,
-) -> StageResult:
-    """Crawl in a fresh subprocess and wait for it; the run row records the outcome."""
+) -> CrawlHandle:
+    """Start a crawl in a fresh subprocess; its crawl_runs row records the outcome. With ``redis_url``
+    set the process joins the shared run (crawler.shared_crawl), whose first process fixes the
+    since-window for all."""
     with session_scope(sessions) as session:
         since = since or crawl_since(session, settings)
+    if settings.redis_url:
+        from crawler.shared_crawl import shared_since
+
+        since = shared_since(settings, since)
+    with session_scope(sessions) as session:
         run_id = start_run(session, "crawl", since=since).id
     crawl_dir = Path(settings.crawl_dir)
     crawl_dir.mkdir(parents=True, exist_ok=True)
@@ -102,22 +152,16 @@ def run_crawl(
         str(log_file),
     ]
     logger.info("crawl run %d: spiders %s, articles since %s UTC", run_id, ",".join(spiders), since)
-    started = time.monotonic()
-    try:
-        completed = subprocess.run(
-            command, env={**os.environ, **settings_environment(settings), **(env or {})}, check=False
-        )
-        returncode = completed.returncode
-    except KeyboardInterrupt:
-        returncode = -2
-    seconds = time.monotonic() - started
-    with session_scope(sessions) as session:
-        run = session.get(CrawlRun, run_id, populate_existing=True)
-        if run is not None and run.status == "running":
-            # The child died before it could record anything (killed, crashed, interrupted).
-            status = "interrupted" if returncode == -2 else "failed"
-            finish_run(
-                session, run_id, status, error=f"crawl process exited with code {returncode}; see {log_file}"
-            )
-    with sessions() as session:
-        return result_of(session, run_id, seconds, log_file)
+    process = subprocess.Popen(command, env={**os.environ, **settings_environment(settings), **(env or {})})
+    return CrawlHandle(sessions, run_id, process, log_file)
+
+
+def run_crawl(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    spiders: tuple[str, ...] = DEFAULT_SPIDERS,
+    env: dict[str, str] | None = None,
+    since: datetime | None = None,
+) -> StageResult:
+    """Crawl in a fresh subprocess and wait for it; the run row records the outcome."""
+    return start_crawl(settings, sessions, spiders, env, since).finish()

@@ -34,7 +34,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Column, Float, MetaData, Table, Unicode, inspect, select
+from sqlalchemy import Column, Float, MetaData, Table, Unicode, delete, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,9 +107,11 @@ class RunLockHandle:
         purpose: str,
         name: str = LOCK_NAME,
         own_run_id: int | None = None,
+        closes_abandoned: bool = True,
     ) -> None:
         self.sessions = sessions
         self.own_run_id = own_run_id
+        self.closes_abandoned = closes_abandoned
         self.ttl = timedelta(seconds=max(3, ttl_seconds))
         self.purpose = purpose
         self.name = name
@@ -139,7 +141,8 @@ class RunLockHandle:
                 logger.debug("lock %s: retrying after %s", self.name, exc)
                 continue
             if taken:
-                self.close_abandoned_runs()
+                if self.closes_abandoned:
+                    self.close_abandoned_runs()
                 break
             with self.sessions() as session:
                 row = current_lock(session, self.name)
@@ -153,6 +156,7 @@ class RunLockHandle:
 
     def close_abandoned_runs(self) -> None:
         keep = [self.own_run_id] if self.own_run_id is not None else []
+        keep += live_member_run_ids(self.sessions)
         with session_scope(self.sessions) as session:
             closed = close_abandoned_runs(session, keep)
         if closed:
@@ -199,6 +203,43 @@ def run_lock(
         yield handle
 
 
+MEMBER_PREFIX = "member:"
+
+
+def member_lock(
+    sessions: sessionmaker[Session], settings: Settings, purpose: str, run_id: int
+) -> RunLockHandle:
+    """The registration of a process that shares work with others (a ``match --worker``, a crawl
+    joining a shared Redis run) instead of taking the exclusive run lock: a ``run_locks`` row of its
+    own, named after its crawl_runs row and kept alive by the heartbeat, so that the holder of the
+    run lock does not take that row for one left behind by a dead process."""
+    return RunLockHandle(
+        sessions,
+        settings.lock_ttl,
+        purpose,
+        name=f"{MEMBER_PREFIX}{run_id}",
+        own_run_id=run_id,
+        closes_abandoned=False,
+    )
+
+
+def live_members(sessions: sessionmaker[Session], forget_dead: bool = False) -> list[RunLock]:
+    """Member registrations whose process is alive (heartbeat not expired, not dead on this host);
+    ``forget_dead`` deletes the others' rows."""
+    now = utcnow()
+    with session_scope(sessions) as session:
+        rows = list(session.scalars(select(RunLock).where(RunLock.name.startswith(MEMBER_PREFIX))))
+        alive = [r for r in rows if r.expires_at > now and not holder_is_dead(r)]
+        dead = [r.name for r in rows if r not in alive]
+        if forget_dead and dead:
+            session.execute(delete(RunLock).where(RunLock.name.in_(dead)))
+    return alive
+
+
+def live_member_run_ids(sessions: sessionmaker[Session]) -> list[int]:
+    return [int(r.name[len(MEMBER_PREFIX) :]) for r in live_members(sessions, forget_dead=True)]
+
+
 # --- the daily job -------------------------------------------------------------------------------
 
 
@@ -220,6 +261,24 @@ def stage_outcome(result: Any) -> StepOutcome:
         counters=dict(result.counters),
         detail={"run_id": result.run_id, "status": result.status, "seconds": round(result.seconds, 1)},
         error=result.error,
+    )
+
+
+def crawl_match_step(settings: Settings, run_id: int) -> StepOutcome:
+    """Crawl and, overlapping it, match (crawler.app.do_crawl_and_match)."""
+    from crawler.app import do_crawl_and_match
+
+    crawled, matched = do_crawl_and_match(settings, None)
+    crawl, match = stage_outcome(crawled), stage_outcome(matched)
+    counters = dict(crawl.counters)
+    for key, value in match.counters.items():
+        counters[key] = counters.get(key, 0) + value
+    errors = [f"{name}: {o.error}" for name, o in (("crawl", crawl), ("match", match)) if o.error]
+    return StepOutcome(
+        ok=crawl.ok and match.ok,
+        counters=counters,
+        detail={"crawl": crawl.detail, "match": match.detail},
+        error="; ".join(errors) or None,
     )
 
 
@@ -248,8 +307,7 @@ def alerts_step(settings: Settings, run_id: int) -> StepOutcome:
 
 
 DEFAULT_STEPS: tuple[tuple[str, Step], ...] = (
-    ("crawl", crawl_step),
-    ("match", match_step),
+    ("crawl+match", crawl_match_step),
     ("alerts", alerts_step),
 )
 
@@ -543,6 +601,13 @@ def schedule_status_lines(settings: Settings) -> list[str]:
         runs = recent_daily_runs(session)
         deliveries = delivery_counts(session)
         subscriptions = list_subscriptions(session)
+    members = live_members(sessions)
+    if members:
+        lines.append(
+            f"shared workers: {len(members)} alive ("
+            + ", ".join(f"{m.purpose} pid {m.pid} on {m.host}" for m in members)
+            + ")"
+        )
     if row is None:
         lines.append("run lock: free")
     else:

@@ -568,3 +568,37 @@ def table_counts(session: Session) -> dict[str, int]:
     ):
         counts[f"documents.match_status.{status}"] = n
     return counts
+
+
+# --- match workers (appended: issue #6) ----------------------------------------------------------
+
+
+def claim_pending_documents(session: Session, limit: int) -> list[Document]:
+    """Up to ``limit`` pending documents, oldest first, claimed for this transaction.
+
+    PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` — rows another open transaction claimed are
+    skipped, so concurrent workers never get the same document; the claim ends with the transaction
+    (commit, rollback, or a dropped connection when a worker is killed: the rows are pending again).
+    SQLite has no row locks and serialises its writers: the rows are read plainly and the caller
+    re-checks them with ``still_pending_ids`` inside its write transaction (BEGIN IMMEDIATE).
+    """
+    query = select(Document).where(Document.match_status == "pending").order_by(Document.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Document)
+    return list(session.scalars(query))
+
+
+def still_pending_ids(session: Session, ids: Sequence[int]) -> set[int]:
+    """The ids among ``ids`` whose match_status is still 'pending'."""
+    found: set[int] = set()
+    for chunk in _chunks(list(ids)):
+        found.update(
+            session.scalars(
+                select(Document.id).where(Document.id.in_(chunk), Document.match_status == "pending")
+            )
+        )
+    return found
+
+
+def count_pending_documents(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Document.match_status == "pending")) or 0)

@@ -164,7 +164,8 @@ def test_score_contract(tmp_path: Path) -> None:
     assert [line["id"] for line in lines] == [1, "b", "c"]
     assert lines[0]["matches"], "the restated claim must match at the default threshold"
     best = lines[0]["matches"][0]
-    assert set(best) == {"claim_id", "score", "passage", "start", "end"}
+    assert set(best) == {"claim_id", "score", "passage", "start", "end", "components"}
+    assert best["components"]["score"] == pytest.approx(best["score"], abs=1e-5)
     assert inputs[0]["text"][best["start"] : best["end"]] == best["passage"]
     assert lines[1]["matches"] == [] and lines[2]["matches"] == []
     scores = [m["score"] for m in lines[0]["matches"]]
