@@ -53,8 +53,9 @@ def failure_record(item: PageItem, reason: str, retryable: bool = False) -> dict
     }
 
 
-def article_record(item: PageItem, article: Article) -> dict[str, Any]:
+def article_record(item: PageItem, article: Article, relevance_filter: bool = True) -> dict[str, Any]:
     relevance = assess_relevance(article.text, article.title)
+    relevant = relevance.relevant or not relevance_filter
     # The feed's / sitemap's date is stated by the publisher; a page date may come from trafilatura's
     # search of the text ("the 2025 budget" → 2025-01-01), so it only fills in when the listing has none.
     published = parse_date(item.listed_published) or parse_date(article.date)
@@ -64,8 +65,8 @@ def article_record(item: PageItem, article: Article) -> dict[str, Any]:
         "discovered_via": item.discovered_via,
         "http_status": item.http_status,
         "content_type": item.content_type,
-        "status": "ok" if relevance.relevant else "irrelevant",
-        "reason": None if relevance.relevant else relevance.reason,
+        "status": "ok" if relevant else "irrelevant",
+        "reason": None if relevant else relevance.reason,
         "retryable": False,
         "title": article.title or item.listed_title,
         "author": article.author,
@@ -80,12 +81,13 @@ def article_record(item: PageItem, article: Article) -> dict[str, Any]:
         "relevance_terms": relevance.terms or None,
         "content_hash": content_hash(article.text),
         "simhash": simhash(article.text),
-        "match_status": "pending" if relevance.relevant else "skipped",
+        "match_status": "pending" if relevant else "skipped",
     }
 
 
-def page_to_record(item: PageItem) -> dict[str, Any]:
-    """What to store for one fetched page: an article, an irrelevant page, or a failure."""
+def page_to_record(item: PageItem, relevance_filter: bool = True) -> dict[str, Any]:
+    """What to store for one fetched page: an article, an irrelevant page, or a failure (with
+    ``relevance_filter`` off every article is relevant)."""
     if item.error is not None:
         return failure_record(item, item.error, item.retryable)
     body = item.body or b""
@@ -98,23 +100,24 @@ def page_to_record(item: PageItem) -> dict[str, Any]:
     article = extract_article(html, item.final_url or item.url)
     if article is None or len(article.text) < MIN_ARTICLE_CHARS:
         return failure_record(item, "no article text extracted")
-    return article_record(item, article)
+    return article_record(item, article, relevance_filter)
 
 
 class ExtractPipeline:
     """Turns PageItems into document records (dicts); SourceStateItems pass through."""
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, relevance_filter: bool = True) -> None:
         self.crawler = crawler
+        self.relevance_filter = relevance_filter
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractPipeline:
-        return cls(crawler)
+        return cls(crawler, crawler.settings.getbool("CLAIMWATCH_RELEVANCE_FILTER", True))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PageItem):
             return item
-        record = page_to_record(item)
+        record = page_to_record(item, self.relevance_filter)
         record["source_key"] = item.source_key
         self.crawler.stats.inc_value(f"claimwatch/documents_{record['status']}")
         if record["status"] == "failed":

@@ -1,0 +1,107 @@
+"""CLI command ``bench``: the pipeline's throughput against the encoder alone (crawler/benchmark.py).
+
+``register(app)`` is called at the bottom of crawler/cli.py; the shared CLI state is imported lazily
+because crawler/cli.py imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crawler.benchmark import SMALL_PAGES
+
+logger = logging.getLogger(__name__)
+
+
+def bench(
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the results as JSON to this file.")
+    ] = None,
+    pages: Annotated[
+        int | None,
+        typer.Option(
+            "--pages",
+            min=0,
+            help="Corpus pages to serve (beyond the real ones: synthesised variants). Default: every real "
+            "page of the corpora.",
+        ),
+    ] = None,
+    small: Annotated[
+        bool,
+        typer.Option(
+            "--small",
+            help=f"CI size: {SMALL_PAGES} corpus pages (as --pages {SMALL_PAGES}) plus the demo site.",
+        ),
+    ] = False,
+    corpora: Annotated[
+        Path | None,
+        typer.Option("--corpora", help="The shared corpora directory (default: ../shared/corpora)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="An empty database to benchmark (e.g. PostgreSQL); default: a temporary SQLite file.",
+        ),
+    ] = None,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Also crawl the demo site.")] = True,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the results table (Markdown) to this file.")
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="How crawl and match run: `sequential` (crawl, then match), `overlapped` (match while "
+            "crawling, when this version can) or `auto` (what `claimwatch run` does).",
+        ),
+    ] = "auto",
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="cProfile the first crawl + match run (this process; the crawl subprocess shows as waiting) "
+            "into this .prof file.",
+        ),
+    ] = None,
+) -> None:
+    """Benchmark crawl → extract → match → store on pages served on 127.0.0.1: raw encode vs. pipeline
+    throughput, recrawl cost, peak RSS."""
+    from crawler.benchmark import BenchError, BenchOptions, default_corpora_dir, results_markdown, run_bench
+    from crawler.cli import clean_errors, fail, state
+
+    if small and pages is not None:
+        raise fail("give either --small or --pages", 2)
+    if mode not in {"auto", "sequential", "overlapped"}:
+        raise fail("--mode must be auto, sequential or overlapped", 2)
+    options = BenchOptions(
+        corpora=corpora or default_corpora_dir(),
+        pages=SMALL_PAGES if small else pages,
+        database_url=database_url,
+        demo=demo,
+        profile=profile,
+        mode=mode,
+    )
+    settings = state.settings()
+    with clean_errors():
+        try:
+            results = run_bench(settings, options, echo=lambda line: typer.echo(line, err=True))
+        except BenchError as exc:
+            raise fail(str(exc)) from None
+    text = json.dumps(results, indent=2, ensure_ascii=False)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"results written to {output}", err=True)
+    table = results_markdown(results)
+    if markdown is not None:
+        markdown.write_text(table, encoding="utf-8")
+    typer.echo(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
