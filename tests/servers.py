@@ -73,3 +73,63 @@ class LocalServer:
         self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class StallingSmtpSink:
+    """An aiosmtpd server on 127.0.0.1 collecting (recipients, raw message) tuples, which can stall once:
+    ``stall="ehlo"`` never answers the first EHLO (nothing handed over yet); ``stall="data"`` keeps the
+    first message it receives, then never answers its DATA (delivered, but the sender cannot know).
+    ``stalled`` is set when the stall begins; ``release`` (set by ``stop``) ends it."""
+
+    def __init__(self, stall: str | None = None) -> None:
+        import asyncio
+
+        from aiosmtpd.controller import Controller
+
+        sink = self
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.stall = stall
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+        async def hold() -> None:
+            sink.stalled.set()
+            while not sink.release.is_set():
+                await asyncio.sleep(0.05)
+
+        class Handler:
+            async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]  # noqa: N802
+                if sink.stall == "ehlo" and not sink.stalled.is_set():
+                    await hold()
+                session.host_name = hostname
+                return responses
+
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+                sink.messages.append((list(envelope.rcpt_tos), envelope.content))
+                if sink.stall == "data" and not sink.stalled.is_set():
+                    await hold()
+                return "250 Message accepted for delivery"
+
+        class LoopbackController(Controller):
+            def _trigger_server(self) -> None:
+                self.port = self.server.sockets[0].getsockname()[1]
+                super()._trigger_server()
+
+        self.controller = LoopbackController(Handler(), hostname="127.0.0.1", port=0)
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def message_ids(self) -> list[str]:
+        from email import message_from_bytes
+
+        return [str(message_from_bytes(raw)["Message-ID"]) for _, raw in self.messages]
+
+    def __enter__(self) -> StallingSmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.controller.stop()

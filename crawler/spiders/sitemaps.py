@@ -6,15 +6,17 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import scrapy
 from lxml import etree
 from scrapy.http import Response
 from scrapy.spiders import SitemapSpider
-from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
+from scrapy.utils.sitemap import Sitemap
 
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
+from pipelines.urls import canonicalize_url
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,17 @@ def parse_w3c_datetime(value: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def robots_sitemap_urls(body: bytes, base_url: str) -> Iterator[str]:
+    """The ``Sitemap:`` lines of a robots.txt, resolved against its URL; a line urljoin cannot read
+    (``http://[::1:bad/``) is skipped: Scrapy's own helper raises and so ended the callback."""
+    for line in body.decode("utf-8", errors="ignore").splitlines():
+        if line.lstrip().lower().startswith("sitemap:"):
+            try:
+                yield urljoin(base_url, line.split(":", 1)[1].strip())
+            except ValueError:
+                logger.info("skipping unreadable robots.txt sitemap line %r", line[:200])
+
+
 class NewsSitemapSpider(ArticleSpider, SitemapSpider):
     """Fetches every enabled sitemap source (a news sitemap, a sitemap index or a robots.txt)."""
 
@@ -72,8 +85,10 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
         source = response.meta["source"]
         depth = response.meta["depth_in_index"]
         if response.url.endswith("/robots.txt"):
-            for url in sitemap_urls_from_robots(response.body, base_url=response.url):
-                yield self._child_sitemap(url, source, depth)
+            for url in robots_sitemap_urls(response.body, response.url):
+                request = self._child_sitemap(url, source, depth)
+                if request is not None:
+                    yield request
             return
         body = self._get_sitemap_body(response)
         sitemap = None
@@ -138,8 +153,13 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                 "%s: sitemap index nested deeper than %d, ignoring %s", source["key"], MAX_SITEMAP_DEPTH, url
             )
             return None
+        canonical = canonicalize_url(url)
+        if canonical is None:  # a relative, non-http(s) or malformed <loc> (Request would raise)
+            logger.info("%s: skipping non-http(s) or malformed sitemap link %r", source["key"], url[:200])
+            self.crawler.stats.inc_value("claimwatch/links_rejected")
+            return None
         return scrapy.Request(
-            url,
+            canonical,
             callback=self.parse_sitemap,
             errback=self.source_failed,
             meta={"source": source, "depth_in_index": depth + 1},
