@@ -26,6 +26,10 @@ eval_app = typer.Typer(
 ModelOption = Annotated[
     str | None, typer.Option("--model", help="sentence-transformers model name or path (default: settings).")
 ]
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -49,12 +53,7 @@ def checkthat(
     split: Annotated[
         str, typer.Option("--split", help="Split: dev or test (also train; 2022 also dev-test).")
     ] = "test",
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."
-        ),
-    ] = None,
+    data: DataOption = None,
     model: ModelOption = None,
     top_k: Annotated[
         int, typer.Option("--top-k", help="K of the reported MAP@K (the official score is MAP@5).", min=1)
@@ -133,12 +132,7 @@ def checkthat(
 
 @eval_app.command("fit-fusion")
 def fit_fusion_command(
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."
-        ),
-    ] = None,
+    data: DataOption = None,
     model: ModelOption = None,
     write: Annotated[
         bool, typer.Option("--write/--no-write", help="Store the weights in pipelines/fusion.json.")

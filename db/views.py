@@ -419,6 +419,39 @@ MATCH_DETAILS = View(
     direct=_MATCH_DETAILS,
 )
 
+# source_health: the per-source document counts and failure reasons (shared by both definitions)
+_SOURCE_HEALTH_HEAD = """
+WITH docs AS (
+    SELECT source_id, COUNT(*) AS fetched,
+           SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
+           SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS relevant,
+           SUM(CASE WHEN duplicate_of_id IS NOT NULL THEN 1 ELSE 0 END) AS duplicates,
+           SUM(CASE WHEN match_status = 'matched' THEN 1 ELSE 0 END) AS matched,
+           SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failures,
+           SUM(CASE WHEN status = 'failed' AND retryable THEN 1 ELSE 0 END) AS failures_retryable,
+           MAX(fetched_at) AS last_document_at
+    FROM documents WHERE source_id IS NOT NULL GROUP BY source_id
+),
+r AS (
+    SELECT source_id, reason, COUNT(*) AS n
+    FROM documents WHERE status = 'failed' AND source_id IS NOT NULL GROUP BY source_id, reason
+),
+reasons AS (SELECT r.source_id, {reasons} AS failure_reasons FROM r GROUP BY r.source_id),
+"""
+_SOURCE_HEALTH_SELECT = """\
+SELECT s.id AS source_id, s.key AS source_key, s.name, s.kind, s.url, s.language, s.country,
+       s.perspective, s.enabled,
+       COALESCE(docs.fetched, 0) AS fetched, COALESCE(docs.extracted, 0) AS extracted,
+       COALESCE(docs.relevant, 0) AS relevant, COALESCE(docs.duplicates, 0) AS duplicates,
+       COALESCE(docs.matched, 0) AS matched, COALESCE(mc.matches, 0) AS matches,
+       COALESCE(docs.failures, 0) AS failures, COALESCE(docs.failures_retryable, 0) AS failures_retryable,
+       reasons.failure_reasons, docs.last_document_at, s.last_fetched_at, s.last_status, s.last_success_at
+FROM sources s
+LEFT JOIN docs ON docs.source_id = s.id
+LEFT JOIN reasons ON reasons.source_id = s.id
+LEFT JOIN match_counts mc ON mc.source_id = s.id
+"""
+
 SOURCE_HEALTH = View(
     name="source_health",
     description="Per source: pages fetched, extracted, relevant, duplicates, matched, failures (with "
@@ -449,55 +482,14 @@ SOURCE_HEALTH = View(
     ),
     since_column="last_fetched_at",
     has_claim=False,
-    template="""
-WITH docs AS (
-    SELECT source_id, COUNT(*) AS fetched,
-           SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
-           SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS relevant,
-           SUM(CASE WHEN duplicate_of_id IS NOT NULL THEN 1 ELSE 0 END) AS duplicates,
-           SUM(CASE WHEN match_status = 'matched' THEN 1 ELSE 0 END) AS matched,
-           SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failures,
-           SUM(CASE WHEN status = 'failed' AND retryable THEN 1 ELSE 0 END) AS failures_retryable,
-           MAX(fetched_at) AS last_document_at
-    FROM documents WHERE source_id IS NOT NULL GROUP BY source_id
-),
-r AS (
-    SELECT source_id, reason, COUNT(*) AS n
-    FROM documents WHERE status = 'failed' AND source_id IS NOT NULL GROUP BY source_id, reason
-),
-reasons AS (SELECT r.source_id, {reasons} AS failure_reasons FROM r GROUP BY r.source_id),
-match_counts AS (
+    template=_SOURCE_HEALTH_HEAD
+    + """match_counts AS (
     SELECT source_id, SUM(matches) AS matches FROM claim_source_stats WHERE source_id <> 0 GROUP BY source_id
 )
-SELECT s.id AS source_id, s.key AS source_key, s.name, s.kind, s.url, s.language, s.country,
-       s.perspective, s.enabled,
-       COALESCE(docs.fetched, 0) AS fetched, COALESCE(docs.extracted, 0) AS extracted,
-       COALESCE(docs.relevant, 0) AS relevant, COALESCE(docs.duplicates, 0) AS duplicates,
-       COALESCE(docs.matched, 0) AS matched, COALESCE(mc.matches, 0) AS matches,
-       COALESCE(docs.failures, 0) AS failures, COALESCE(docs.failures_retryable, 0) AS failures_retryable,
-       reasons.failure_reasons, docs.last_document_at, s.last_fetched_at, s.last_status, s.last_success_at
-FROM sources s
-LEFT JOIN docs ON docs.source_id = s.id
-LEFT JOIN reasons ON reasons.source_id = s.id
-LEFT JOIN match_counts mc ON mc.source_id = s.id
-""",
-    direct="""
-WITH docs AS (
-    SELECT source_id, COUNT(*) AS fetched,
-           SUM(CASE WHEN status <> 'failed' THEN 1 ELSE 0 END) AS extracted,
-           SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS relevant,
-           SUM(CASE WHEN duplicate_of_id IS NOT NULL THEN 1 ELSE 0 END) AS duplicates,
-           SUM(CASE WHEN match_status = 'matched' THEN 1 ELSE 0 END) AS matched,
-           SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failures,
-           SUM(CASE WHEN status = 'failed' AND retryable THEN 1 ELSE 0 END) AS failures_retryable,
-           MAX(fetched_at) AS last_document_at
-    FROM documents WHERE source_id IS NOT NULL GROUP BY source_id
-),
-r AS (
-    SELECT source_id, reason, COUNT(*) AS n
-    FROM documents WHERE status = 'failed' AND source_id IS NOT NULL GROUP BY source_id, reason
-),
-reasons AS (SELECT r.source_id, {reasons} AS failure_reasons FROM r GROUP BY r.source_id),
+"""
+    + _SOURCE_HEALTH_SELECT,
+    direct=_SOURCE_HEALTH_HEAD
+    + """\
 per_document AS (SELECT document_id, COUNT(*) AS n FROM matches GROUP BY document_id),
 match_counts AS (
     SELECT d.source_id, SUM(pd.n) AS matches
@@ -505,18 +497,8 @@ match_counts AS (
     WHERE d.source_id IS NOT NULL AND d.duplicate_of_id IS NULL
     GROUP BY d.source_id
 )
-SELECT s.id AS source_id, s.key AS source_key, s.name, s.kind, s.url, s.language, s.country,
-       s.perspective, s.enabled,
-       COALESCE(docs.fetched, 0) AS fetched, COALESCE(docs.extracted, 0) AS extracted,
-       COALESCE(docs.relevant, 0) AS relevant, COALESCE(docs.duplicates, 0) AS duplicates,
-       COALESCE(docs.matched, 0) AS matched, COALESCE(mc.matches, 0) AS matches,
-       COALESCE(docs.failures, 0) AS failures, COALESCE(docs.failures_retryable, 0) AS failures_retryable,
-       reasons.failure_reasons, docs.last_document_at, s.last_fetched_at, s.last_status, s.last_success_at
-FROM sources s
-LEFT JOIN docs ON docs.source_id = s.id
-LEFT JOIN reasons ON reasons.source_id = s.id
-LEFT JOIN match_counts mc ON mc.source_id = s.id
-""",
+"""
+    + _SOURCE_HEALTH_SELECT,
 )
 
 VIEWS: tuple[View, ...] = (

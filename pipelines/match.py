@@ -172,22 +172,24 @@ class ClaimIndex:
         return self.components(passage_vectors, queries, slice(None), scale[:, None])["score"]
 
 
+def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
+    """The per-model entries of a shipped JSON file (thresholds, fusion weights); {} with a warning
+    when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["models"]
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("cannot read %s: %s", path, exc)
+        return {}
+
+
 @cache
 def load_thresholds() -> dict[str, dict[str, Any]]:
-    try:
-        return json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8"))["models"]
-    except (OSError, ValueError, KeyError) as exc:
-        logger.warning("cannot read %s: %s", THRESHOLDS_FILE, exc)
-        return {}
+    return read_models_file(THRESHOLDS_FILE)
 
 
 @cache
 def load_fusions() -> dict[str, dict[str, Any]]:
-    try:
-        return json.loads(FUSION_FILE.read_text(encoding="utf-8"))["models"]
-    except (OSError, ValueError, KeyError) as exc:
-        logger.warning("cannot read %s: %s", FUSION_FILE, exc)
-        return {}
+    return read_models_file(FUSION_FILE)
 
 
 FALLBACK_THRESHOLD = 0.6

@@ -32,6 +32,18 @@ def postgres_available() -> bool:
         return False
 
 
+def require_service(available: bool, what: str) -> None:
+    """Skip the test when a service it needs is not reachable; in CI (CI set), fail instead."""
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is required in CI")
+        pytest.skip(f"{what} is not reachable")
+
+
+def require_postgres() -> None:
+    require_service(postgres_available(), "PostgreSQL at 127.0.0.1:5432")
+
+
 def _admin_execute(statement: str) -> None:
     import psycopg
 
@@ -58,10 +70,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade_database(url)
         yield url
         return
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    require_postgres()
     url = create_postgres_database()
     try:
         upgrade_database(url)
@@ -291,10 +300,7 @@ def research_data(
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('research') / 'claimwatch.db'}"
     else:
-        if not postgres_available():
-            if os.environ.get("CI"):
-                pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-            pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+        require_postgres()
         url = create_postgres_database()
     engine = make_engine(url)
     try:

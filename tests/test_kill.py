@@ -337,12 +337,9 @@ def test_killed_daily_run_then_rerun_equals_an_uninterrupted_run(
 def test_killed_daily_run_on_postgresql(
     site: StallingSite, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    from tests.conftest import create_postgres_database, drop_postgres_database, postgres_available
+    from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
 
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    require_postgres()
     url = create_postgres_database()
     try:
         kill_and_rerun(site, reference, tmp_path, url, "extract-store")
@@ -409,13 +406,10 @@ def test_database_lost_mid_crawl_fails_cleanly_and_the_next_run_completes(
         _admin_execute,
         create_postgres_database,
         drop_postgres_database,
-        postgres_available,
+        require_postgres,
     )
 
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    require_postgres()
     url = create_postgres_database()
     name = url.rsplit("/", 1)[1]
     port = free_port()

@@ -29,7 +29,12 @@ from crawler.config import load_settings
 from crawler.demo.site import DemoSite
 from db.queries import claim_pending_documents, store_documents
 from db.session import make_engine, make_sessionmaker, session_scope
-from tests.conftest import create_postgres_database, drop_postgres_database, postgres_available
+from tests.conftest import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_available,
+    require_service,
+)
 from tests.test_cli import claimwatch
 
 REDIS_URL = os.environ.get("CLAIMWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,16 +52,9 @@ def redis_available() -> bool:
         return False
 
 
-def require(available: bool, what: str) -> None:
-    if not available:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is required in CI")
-        pytest.skip(f"{what} is not reachable")
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    require(postgres_available(), "PostgreSQL at 127.0.0.1:5432")
+    require_service(postgres_available(), "PostgreSQL at 127.0.0.1:5432")
     url = create_postgres_database()
     try:
         yield url
@@ -270,8 +268,8 @@ def finish(process: subprocess.Popen[str], timeout: float = 600) -> str:
 
 @pytest.mark.slow
 def test_two_crawlers_and_two_workers_equal_one_run(tmp_path: Path) -> None:
-    require(redis_available(), f"Redis at {REDIS_URL}")
-    require(postgres_available(), "PostgreSQL at 127.0.0.1:5432")
+    require_service(redis_available(), f"Redis at {REDIS_URL}")
+    require_service(postgres_available(), "PostgreSQL at 127.0.0.1:5432")
     import redis
 
     single_url, shared_url = create_postgres_database(), create_postgres_database()
