@@ -73,6 +73,11 @@ class Settings:
     match_batch_documents: int = _setting(
         32, "Documents matched (and committed) together in one batch of the match stage."
     )
+    store_batch_size: int = _setting(
+        50,
+        "Documents the crawl stores per transaction (fewer commits when larger; the matcher sees "
+        "documents sooner and a killed crawl loses fewer when smaller).",
+    )
     claims_file: str = _setting(
         "",
         "Claims file (YAML or JSONL) loaded by `claimwatch init`/`run` when no claim set is loaded. "
@@ -306,6 +311,7 @@ def _validate(settings: Settings) -> None:
         "match_top_k",
         "encode_batch_size",
         "match_batch_documents",
+        "store_batch_size",
         "download_timeout",
         "max_source_entries",
     ):

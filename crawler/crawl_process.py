@@ -51,6 +51,7 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "CLAIMWATCH_GDELT_MAX_RECORDS": settings.gdelt_max_records,
         "CLAIMWATCH_MAX_SOURCE_ENTRIES": settings.max_source_entries,
         "CLAIMWATCH_RELEVANCE_FILTER": settings.relevance_filter,
+        "CLAIMWATCH_STORE_BATCH_SIZE": settings.store_batch_size,
     }
     if log_file is not None:
         overrides["LOG_FILE"] = str(log_file)

@@ -126,7 +126,10 @@ class ExtractPipeline:
 
 
 class StorePipeline:
-    """Stores document records and source states in batches (one transaction per batch).
+    """Stores document records in batches (one transaction per batch), and the sources' fetch
+    states (ETag, Last-Modified, last success) with the last batch only: a crawl killed midway must
+    not record a feed as seen while some of its articles are not stored, or the next run's
+    conditional GET would get 304 and never fetch them.
 
     A batch that cannot be written stays in memory and is retried with the next one; whatever is
     not stored when the crawl ends is simply fetched again by the next run (its URL is not known).
@@ -148,7 +151,7 @@ class StorePipeline:
             crawler,
             crawler.settings.get("CLAIMWATCH_DATABASE_URL"),
             crawler.settings.getint("CLAIMWATCH_RUN_ID") or None,
-            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),
+            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),  # crawler/config.py store_batch_size
         )
 
     def open_spider(self, spider: Any = None) -> None:
@@ -168,13 +171,15 @@ class StorePipeline:
             self.flush()
         return item
 
-    def flush(self) -> bool:
-        if not self.documents and not self.states:
+    def flush(self, final: bool = False) -> bool:
+        """Store the pending documents, and with ``final`` (the crawl has ended) the source states."""
+        states = self.states if final else []
+        if not self.documents and not states:
             return True
         try:
             with session_scope(self.sessions) as session:
                 counts = store_documents(session, self.documents)
-                for state in self.states:
+                for state in states:
                     update_source_state(
                         session,
                         state.source_key,
@@ -194,10 +199,11 @@ class StorePipeline:
         stats.inc_value("claimwatch/duplicates", counts.duplicates)
         stats.inc_value("claimwatch/already_known", counts.skipped_known)
         self.documents.clear()
-        self.states.clear()
+        if final:
+            self.states.clear()
         return True
 
     def close_spider(self, spider: Any = None) -> None:
-        if not self.flush():
+        if not self.flush(final=True):
             self.crawler.stats.set_value("claimwatch/unstored_at_close", len(self.documents))
         self.engine.dispose()

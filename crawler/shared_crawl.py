@@ -148,15 +148,15 @@ class SharedStorePipeline(StorePipeline):
         pipeline.lock_key = crawler.settings.get("CLAIMWATCH_STORE_LOCK_KEY")
         return pipeline
 
-    def flush(self) -> bool:
-        if not self.documents and not self.states:
+    def flush(self, final: bool = False) -> bool:
+        if not self.documents and not (final and self.states):
             return True
         lock = self.redis.lock(self.lock_key, timeout=STORE_LOCK_TIMEOUT, blocking_timeout=STORE_LOCK_TIMEOUT)
         if not lock.acquire():
             logger.error("could not take the store lock %s (will retry)", self.lock_key)
             return False
         try:
-            return super().flush()
+            return super().flush(final)
         finally:
             try:
                 lock.release()
