@@ -169,8 +169,10 @@ def do_match(
             )
         echo_stage(result)
         return result
-    typer.echo(f"loading model {settings.model} …", err=True)
-    encoder = load_configured_encoder(settings)
+    encoder = None
+    if pending_count(sessions):  # nothing pending: the model is not loaded at all
+        typer.echo(f"loading model {settings.model} …", err=True)
+        encoder = load_configured_encoder(settings)
     with match_progress() as progress:
         result = run_match(
             settings,
