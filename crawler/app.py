@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,9 @@ def do_match(
     from crawler.matching import load_configured_encoder, run_match
 
     sessions = open_sessions(settings)
+    run_id: int | None = None
+    membership: Any = nullcontext()
+    encoder = None
     if worker:
         import os
 
@@ -156,24 +159,13 @@ def do_match(
 
         with session_scope(sessions) as session:
             run_id = start_run(session, "match", pid=os.getpid()).id
-        with member_lock(sessions, settings, "match --worker", run_id):
-            typer.echo(f"match worker (run {run_id}): loading model {settings.model} …", err=True)
-            result = run_match(
-                settings,
-                sessions,
-                limit=limit,
-                idle_exit=idle_exit,
-                poll=poll,
-                stop=stop,
-                run_id=run_id,
-            )
-        echo_stage(result)
-        return result
-    encoder = None
-    if pending_count(sessions):  # nothing pending: the model is not loaded at all
+        membership = member_lock(sessions, settings, "match --worker", run_id)
+        typer.echo(f"match worker (run {run_id}): loading model {settings.model} …", err=True)
+    elif pending_count(sessions):  # nothing pending: the model is not loaded at all
         typer.echo(f"loading model {settings.model} …", err=True)
         encoder = load_configured_encoder(settings)
-    with match_progress() as progress:
+    bar = nullcontext(None) if worker else match_progress()  # a worker's queue has no known end
+    with membership, bar as progress:
         result = run_match(
             settings,
             sessions,
@@ -183,6 +175,7 @@ def do_match(
             idle_exit=idle_exit,
             poll=poll,
             stop=stop,
+            run_id=run_id,
         )
     echo_stage(result)
     return result
