@@ -65,6 +65,7 @@ class BenchOptions:
     demo: bool = True
     profile: Path | None = None
     mode: str = "auto"
+    relevance_filter: bool = False
 
 
 def default_corpora_dir() -> Path:
@@ -72,12 +73,17 @@ def default_corpora_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
-def bench_settings(settings: Settings, database_url: str, work_dir: Path) -> Settings:
-    """The demo's loopback crawl settings, with the relevance filter off (the corpus is off-topic)."""
+def bench_settings(
+    settings: Settings, database_url: str, work_dir: Path, relevance_filter: bool = False
+) -> Settings:
+    """The demo's loopback crawl settings, by default with the relevance filter off (the corpus is
+    off-topic: with it on, only the demo's articles would reach the encoder)."""
     from crawler.demo_run import demo_settings
 
     return dataclasses.replace(
-        demo_settings(settings, database_url), relevance_filter=False, crawl_dir=str(work_dir / "crawls")
+        demo_settings(settings, database_url),
+        relevance_filter=relevance_filter,
+        crawl_dir=str(work_dir / "crawls"),
     )
 
 
@@ -187,11 +193,15 @@ class RssSampler:
     exact; the tree's peak is the largest sum of simultaneous VmRSS samples.
     """
 
-    def __init__(self, exclude: set[int], interval: float = 0.2) -> None:
+    def __init__(self, exclude: set[int], interval: float = 0.2, timeline_every: float = 5.0) -> None:
         self.exclude = exclude
         self.interval = interval
         self.tree_peak_kib = 0
         self.own_peak_kib: dict[int, int] = {}
+        # (seconds since start, tree MB) every ``timeline_every`` s: does memory grow with the pages?
+        self.timeline: list[tuple[float, float]] = []
+        self.timeline_every = timeline_every
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
 
@@ -212,6 +222,9 @@ class RssSampler:
             total += status.get("VmRSS", 0)
             self.own_peak_kib[pid] = max(self.own_peak_kib.get(pid, 0), status.get("VmHWM", 0))
         self.tree_peak_kib = max(self.tree_peak_kib, total)
+        elapsed = time.monotonic() - self._started
+        if not self.timeline or elapsed - self.timeline[-1][0] >= self.timeline_every:
+            self.timeline.append((round(elapsed, 1), round(total / 1024, 1)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -237,6 +250,7 @@ class RssSampler:
             "parent": round(parent / 1024, 1),
             "largest_child": round(largest / 1024, 1),
             "parent_plus_largest_child": round((parent + largest) / 1024, 1),
+            "timeline": [list(point) for point in self.timeline],
         }
 
 
@@ -507,7 +521,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="claimwatch-bench-") as tmp:
         work = Path(tmp)
         database_url = options.database_url or f"sqlite:///{work / 'bench.db'}"
-        settings = bench_settings(settings, database_url, work)
+        settings = bench_settings(settings, database_url, work, options.relevance_filter)
         initialise(settings, load_default_sources=False)
         check_fresh(settings)
         pages = options.pages if corpora is not None else 0
@@ -589,6 +603,11 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"{corpus.get('served_variants', {})}) + {corpus['demo_articles']} demo articles",
         ),
         ("documents stored (first run)", results["documents"]),
+        (
+            "documents matched (first run)",
+            f"{first['documents_matched']} (relevance filter "
+            f"{'on' if results['settings']['relevance_filter'] else 'off'})",
+        ),
         ("sentences encoded (first run)", results["sentences_encoded"]),
         ("raw encode", f"{results['encode_raw_sentences_per_s']:.1f} sentences/s"),
         (

@@ -61,6 +61,15 @@ def bench(
             "crawling, when this version can) or `auto` (what `claimwatch run` does).",
         ),
     ] = "auto",
+    relevance_filter: Annotated[
+        bool,
+        typer.Option(
+            "--relevance-filter/--no-relevance-filter",
+            help="Keep the relevance filter on: only pages about Russia and Azerbaijan (the demo's) reach "
+            "the encoder, the corpus pages are crawled, extracted and stored only. For memory and crawl "
+            "measurements at sizes the encoder could not get through in reasonable time.",
+        ),
+    ] = False,
     profile: Annotated[
         Path | None,
         typer.Option(
@@ -86,6 +95,7 @@ def bench(
         demo=demo,
         profile=profile,
         mode=mode,
+        relevance_filter=relevance_filter,
     )
     settings = state.settings()
     with clean_errors():

@@ -78,6 +78,12 @@ class Settings:
         "Documents the crawl stores per transaction (fewer commits when larger; the matcher sees "
         "documents sooner and a killed crawl loses fewer when smaller).",
     )
+    store_flush_seconds: float = _setting(
+        2.0,
+        "A stored batch is also written when its first document has waited this long, even if it is not "
+        "full: the matcher (which runs while the crawl stores) starts on the first documents instead of "
+        "waiting for a full batch. 0: every document is written at once.",
+    )
     claims_file: str = _setting(
         "",
         "Claims file (YAML or JSONL) loaded by `claimwatch init`/`run` when no claim set is loaded. "
@@ -317,6 +323,8 @@ def _validate(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")
+    if settings.store_flush_seconds < 0:
+        raise ConfigError("setting store_flush_seconds must not be negative")
     if "://" not in settings.database_url:
         raise ConfigError(f"setting database_url is not a URL: {settings.database_url!r}")
 

@@ -52,6 +52,7 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "CLAIMWATCH_MAX_SOURCE_ENTRIES": settings.max_source_entries,
         "CLAIMWATCH_RELEVANCE_FILTER": settings.relevance_filter,
         "CLAIMWATCH_STORE_BATCH_SIZE": settings.store_batch_size,
+        "CLAIMWATCH_STORE_FLUSH_SECONDS": settings.store_flush_seconds,
     }
     if log_file is not None:
         overrides["LOG_FILE"] = str(log_file)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -131,14 +133,28 @@ class StorePipeline:
     not record a feed as seen while some of its articles are not stored, or the next run's
     conditional GET would get 304 and never fetch them.
 
+    A batch is written when it holds ``batch_size`` documents or its first document has waited
+    ``flush_seconds``: the matcher runs while the crawl stores, and must not wait for a full batch.
     A batch that cannot be written stays in memory and is retried with the next one; whatever is
     not stored when the crawl ends is simply fetched again by the next run (its URL is not known).
     """
 
-    def __init__(self, crawler: Crawler, database_url: str, run_id: int | None, batch_size: int) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        database_url: str,
+        run_id: int | None,
+        batch_size: int,
+        flush_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.crawler = crawler
         self.run_id = run_id
         self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.clock = clock
+        self.waiting_since: float | None = None
+        self.timer: Any = None
         self.engine = make_engine(database_url)
         self.sessions = make_sessionmaker(self.engine)
         self.documents: list[dict[str, Any]] = []
@@ -151,12 +167,25 @@ class StorePipeline:
             crawler,
             crawler.settings.get("CLAIMWATCH_DATABASE_URL"),
             crawler.settings.getint("CLAIMWATCH_RUN_ID") or None,
-            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),  # crawler/config.py store_batch_size
+            # crawler/config.py store_batch_size, store_flush_seconds
+            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),
+            crawler.settings.getfloat("CLAIMWATCH_STORE_FLUSH_SECONDS", 2.0),
         )
 
     def open_spider(self, spider: Any = None) -> None:
         with self.sessions() as session:
             self.source_ids = source_ids_by_key(session)
+        if self.flush_seconds > 0:
+            # a batch whose first document has waited long enough is written even when no item
+            # follows it (the next ones may be minutes away: slow sites, download delays)
+            from twisted.internet.task import LoopingCall
+
+            self.timer = LoopingCall(self.flush_if_due)
+            self.timer.start(max(self.flush_seconds / 2, 0.1), now=False)
+
+    def flush_if_due(self) -> None:
+        if self.batch_due():
+            self.flush()
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, SourceStateItem):
@@ -167,9 +196,18 @@ class StorePipeline:
             item["crawl_run_id"] = self.run_id
             item["fetched_at"] = utcnow()
             self.documents.append(item)
-        if len(self.documents) >= self.batch_size:
+            if self.waiting_since is None:
+                self.waiting_since = self.clock()
+        if self.batch_due():
             self.flush()
         return item
+
+    def batch_due(self) -> bool:
+        if not self.documents:
+            return False
+        if len(self.documents) >= self.batch_size:
+            return True
+        return self.waiting_since is not None and self.clock() - self.waiting_since >= self.flush_seconds
 
     def flush(self, final: bool = False) -> bool:
         """Store the pending documents, and with ``final`` (the crawl has ended) the source states."""
@@ -199,11 +237,14 @@ class StorePipeline:
         stats.inc_value("claimwatch/duplicates", counts.duplicates)
         stats.inc_value("claimwatch/already_known", counts.skipped_known)
         self.documents.clear()
+        self.waiting_since = None
         if final:
             self.states.clear()
         return True
 
     def close_spider(self, spider: Any = None) -> None:
+        if self.timer is not None and self.timer.running:
+            self.timer.stop()
         if not self.flush(final=True):
             self.crawler.stats.set_value("claimwatch/unstored_at_close", len(self.documents))
         self.engine.dispose()

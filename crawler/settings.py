@@ -54,6 +54,7 @@ CLAIMWATCH_DATABASE_URL = "sqlite:///claimwatch.db"
 CLAIMWATCH_RUN_ID = None
 CLAIMWATCH_ALLOW_LOOPBACK = False
 CLAIMWATCH_STORE_BATCH_SIZE = 50
+CLAIMWATCH_STORE_FLUSH_SECONDS = 2.0
 CLAIMWATCH_SINCE = None
 # Only the first N entries of a feed or sitemap are read (feeds list newest first; Google News sitemaps
 # hold at most 1000): a listing of 100,000 items must not turn into 100,000 requests or minutes of parsing.

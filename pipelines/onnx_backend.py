@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.embed import Encoder, ModelLoadError, default_cache_dir
+from pipelines.embed import Encoder, ModelLoadError, default_cache_dir, length_batches
 
 logger = logging.getLogger(__name__)
 
@@ -282,10 +282,8 @@ class OnnxEncoder:
         unique = list(dict.fromkeys(texts))
         prefix = self.prompt(kind)
         encodings = self.tokenizer.encode_batch([prefix + text for text in unique])
-        order = sorted(range(len(unique)), key=lambda i: len(encodings[i].ids), reverse=True)
         vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in length_batches([len(encoding.ids) for encoding in encodings], self.batch_size):
             vectors[rows] = self.run_batch([encodings[i] for i in rows])
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.clip(norms, 1e-12, None)

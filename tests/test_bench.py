@@ -188,3 +188,31 @@ def test_relevance_filter_setting_decides_whether_an_irrelevant_page_is_matched(
     assert ExtractPipeline.from_crawler(crawler(default)).relevance_filter is True  # type: ignore[arg-type]
     off_settings = dataclasses.replace(default, relevance_filter=False)
     assert ExtractPipeline.from_crawler(crawler(off_settings)).relevance_filter is False  # type: ignore[arg-type]
+
+
+def test_bench_relevance_filter_option_reaches_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--relevance-filter`` (memory runs at sizes the encoder cannot get through) keeps the filter on
+    in the benchmark's settings; by default it is off."""
+    from typer.testing import CliRunner
+
+    import crawler.benchmark
+    from crawler.benchmark import bench_settings
+    from crawler.cli import app
+
+    seen = []
+
+    def fake_run_bench(settings: Settings, options: object, echo: object = None) -> dict:
+        seen.append(options)
+        raise crawler.benchmark.BenchError("stopped by the test")
+
+    monkeypatch.setattr(crawler.benchmark, "run_bench", fake_run_bench)
+    monkeypatch.chdir(tmp_path)
+    for args, expected in (([], False), (["--relevance-filter"], True), (["--no-relevance-filter"], False)):
+        result = CliRunner().invoke(app, ["bench", "--small", *args])
+        assert result.exit_code == 1 and "stopped by the test" in result.output
+        assert seen[-1].relevance_filter is expected  # type: ignore[attr-defined]
+    base = load_settings({})
+    assert bench_settings(base, "sqlite://", tmp_path).relevance_filter is False
+    assert bench_settings(base, "sqlite://", tmp_path, relevance_filter=True).relevance_filter is True

@@ -174,3 +174,30 @@ def test_short_texts_are_also_one_whole_passage(encoder: Any, seed_index: ClaimI
     assert match_module.whole_text_passage(ARTICLE * 2, split_sentences(ARTICLE * 2)) is None
     [found] = match_texts(encoder, seed_index, [tweet], threshold=-1, top_k=50)
     assert any(m.passage == tweet for m in found)  # the whole tweet competes as a passage
+
+
+def test_length_batches_bound_rows_and_padded_tokens() -> None:
+    from pipelines.embed import length_batches
+
+    lengths = [5, 256, 12, 256, 40, 256, 7, 100]
+    batches = length_batches(lengths, batch_size=3, max_tokens=600)
+    assert sorted(row for batch in batches for row in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) * max(lengths[row] for row in batch) <= 600 or len(batch) == 1
+        # longest first, so similar lengths share a batch
+        assert [lengths[row] for row in batch] == sorted((lengths[row] for row in batch), reverse=True)
+    assert batches[:2] == [[1, 3], [5, 7]]  # 3 x 256 > 600: the long ones go two at a time
+    assert length_batches([], 4) == []
+    assert length_batches([10_000], 4, max_tokens=100) == [[0]]  # a row longer than the budget alone
+
+
+def test_length_batched_encoding_keeps_the_input_order(encoder: Any) -> None:
+    short = ["Moscow lost its influence in Baku.", "Turkey backs Azerbaijan."]
+    long = " ".join(["The raid in Yekaterinburg escalated the crisis between Moscow and Baku."] * 40)
+    texts = [short[0], long, short[1], long + " Again.", short[0]]
+    together = encoder.encode(texts)
+    alone = np.vstack([encoder.encode([text]) for text in texts])
+    assert together.shape == (5, encoder.dimension)
+    assert np.allclose(together, alone, atol=1e-4)
+    assert np.array_equal(together[0], together[4])
