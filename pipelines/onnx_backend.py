@@ -317,6 +317,7 @@ def load_onnx_encoder(
     batch_size: int = 64,
     cache_dir: Path | str | None = None,
     revision_of: Callable[[Any], str] | None = None,
+    threads: int | None = None,
 ) -> OnnxEncoder:
     """The ONNX encoder of a sentence-transformers model, exported on first use.
 
@@ -341,7 +342,13 @@ def load_onnx_encoder(
         raise ModelLoadError(f"cannot export {model_name!r} to ONNX: {type(exc).__name__}: {exc}") from None
     suffix = "+onnx-int8" if quantised else "+onnx"
     encoder = OnnxEncoder(
-        directory, model_name, revision + suffix, languages, quantised=quantised, batch_size=batch_size
+        directory,
+        model_name,
+        revision + suffix,
+        languages,
+        quantised=quantised,
+        batch_size=batch_size,
+        threads=threads,
     )
     logger.info("loaded model %s (revision %s) with ONNX Runtime", model_name, encoder.revision)
     return encoder

@@ -2,7 +2,9 @@
 (its matches are deleted), run N `claimwatch match --worker --idle-exit 0` processes at once, report
 wall time, documents/s and sentences/s.
 
-    BATCH=4 python scripts/scale_workers.py postgresql+psycopg://user@host/db 1,2 [repeats]
+    BATCH=4 THREADS=1 python scripts/scale_workers.py postgresql+psycopg://user@host/db 1,2 [repeats]
+
+THREADS sets each worker's CLAIMWATCH_ENCODER_THREADS (default 0: one per core).
 """
 
 import os
@@ -22,6 +24,7 @@ env.update(
         "CLAIMWATCH_DATABASE_URL": url,
         "CLAIMWATCH_MATCH_BATCH_DOCUMENTS": os.environ.get("BATCH", "4"),
         "CLAIMWATCH_LOG_LEVEL": "WARNING",
+        "CLAIMWATCH_ENCODER_THREADS": os.environ.get("THREADS", "0"),
     }
 )
 engine = create_engine(url)

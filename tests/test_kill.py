@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from crawler.demo.site import DemoSite
+from tests.conftest import loopback_crawl_env
 from tests.servers import StallingSmtpSink
 from tests.test_cli import claimwatch, free_port
 
@@ -224,12 +225,7 @@ def copy_sqlite(source: Path, target: Path) -> None:
 def daily_env(url: str, sink: StallingSmtpSink) -> dict[str, str]:
     return {
         **ENVIRONMENT,
-        "CLAIMWATCH_DATABASE_URL": url,
-        "CLAIMWATCH_ALLOW_LOOPBACK": "true",
-        "CLAIMWATCH_DOWNLOAD_DELAY": "0",
-        "CLAIMWATCH_AUTOTHROTTLE": "false",
-        "CLAIMWATCH_CONCURRENT_PER_DOMAIN": "8",
-        "CLAIMWATCH_GDELT_ENABLED": "false",
+        **loopback_crawl_env(url),
         "CLAIMWATCH_SMTP_HOST": "127.0.0.1",
         "CLAIMWATCH_SMTP_PORT": str(sink.port),
         "CLAIMWATCH_SMTP_SECURITY": "none",

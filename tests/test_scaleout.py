@@ -32,6 +32,7 @@ from db.session import make_engine, make_sessionmaker, session_scope
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
+    loopback_crawl_env,
     postgres_available,
     require_service,
 )
@@ -187,16 +188,7 @@ def test_two_matchers_in_parallel_match_every_document_once(postgres_url: str) -
 
 
 def environment(url: str, **extra: str) -> dict[str, str]:
-    return {
-        "CLAIMWATCH_DATABASE_URL": url,
-        "CLAIMWATCH_ALLOW_LOOPBACK": "true",
-        "CLAIMWATCH_DOWNLOAD_DELAY": "0",
-        "CLAIMWATCH_AUTOTHROTTLE": "false",
-        "CLAIMWATCH_CONCURRENT_PER_DOMAIN": "8",
-        "CLAIMWATCH_GDELT_ENABLED": "false",
-        "CLAIMWATCH_STORE_BATCH_SIZE": "3",
-        **extra,
-    }
+    return loopback_crawl_env(url, CLAIMWATCH_STORE_BATCH_SIZE="3", **extra)
 
 
 def prepare(url: str, site: CountingSite, cwd: Path) -> None:
