@@ -229,9 +229,9 @@ def session_threads() -> int:
 class OnnxEncoder:
     """An exported sentence-transformers model run by ONNX Runtime, behind the Encoder protocol.
 
-    Texts are tokenised once, sorted by length and batched, so each batch is padded only to its
-    longest text; rows are returned in input order. (SentenceTransformer.encode sorts by length
-    the same way, so the torch backend already batches by length.)
+    Texts are tokenised once, sorted by length and batched (at most ``batch_size`` texts and
+    ``MAX_BATCH_TOKENS`` padded tokens per batch: pipelines.embed.length_batches, as the torch
+    backend does), so each batch is padded only to its longest text; rows are returned in input order.
     """
 
     def __init__(
