@@ -65,6 +65,16 @@ class State:
 state = State()
 
 
+def error_line(exc: BaseException) -> str:
+    """The message of ``exc``; for a database error, the first line of the driver's."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    return str(exc)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
@@ -95,15 +105,18 @@ def domain_errors() -> tuple[type[BaseException], ...]:
 
 
 @contextmanager
-def clean_errors() -> Iterator[None]:
+def clean_errors(*extra: type[BaseException]) -> Iterator[None]:
+    """Domain errors, and ``extra`` ones, end the command with one clean line; a connection lost
+    mid-run says that committed work is kept. The research commands pass SQLAlchemyError in
+    ``extra``: there a refused query (an OperationalError on SQLite too) is the user's input."""
     from sqlalchemy.exc import OperationalError
 
     try:
         yield
     except typer.Exit:
         raise
-    except domain_errors() as exc:
-        raise fail(str(exc)) from None
+    except (*domain_errors(), *extra) as exc:
+        raise fail(error_line(exc)) from None
     except OperationalError as exc:  # the database went away mid-run: what is committed stays
         detail = str(exc.orig or exc).strip().splitlines()[0][:300]
         raise fail(

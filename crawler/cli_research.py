@@ -7,6 +7,7 @@ global options) is imported lazily because it imports this module.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
 from types import ModuleType
@@ -28,16 +29,13 @@ def _date(value: str | None, option: str) -> date | None:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
 
 
-def _research_errors() -> tuple[type[BaseException], ...]:
-    """Errors shown as one clean line (bad input, unreachable or old database, SQL refused)."""
+def research_errors() -> AbstractContextManager[None]:
+    """One clean line for the domain errors, bad research input and SQL the database refused."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from crawler.config import ConfigError
-    from db.migrate import SchemaOutOfDate
     from db.research import ResearchError
-    from db.session import DatabaseUnavailable
 
-    return (ResearchError, ConfigError, DatabaseUnavailable, SchemaOutOfDate, SQLAlchemyError, OSError)
+    return _cli().clean_errors(ResearchError, SQLAlchemyError)
 
 
 def _cli() -> ModuleType:
@@ -84,12 +82,10 @@ def export(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
     since_date = _date(since, "--since")
-    try:
+    with research_errors():
         query = ViewQuery(resolve_view(view), since=since_date, claim=claim, claim_set=claim_set)
         query.statement()  # reject filters the view does not have before touching the database
         count = export_view(_sessions(), query, fmt, output)
-    except _research_errors() as exc:
-        raise _fail(exc) from None
     typer.echo(f"{count} rows of {view} written to {output}", err=True)
 
 
@@ -114,14 +110,12 @@ def report(
     from crawler.reporting import ReportOptions, build_report
 
     options = ReportOptions(since=_date(since, "--since"), max_claims=max_claims, latest=latest)
-    try:
+    with research_errors():
         sessions = _sessions()
         with sessions() as session:
             page = build_report(session, options)
         with atomic_path(output) as temporary:
             temporary.write_text(page, encoding="utf-8")
-    except _research_errors() as exc:
-        raise _fail(exc) from None
     typer.echo(f"report written to {output} ({len(page) // 1024} KiB)", err=True)
 
 
@@ -136,14 +130,13 @@ def browse(
     """Serve the (SQLite) database read-only in Datasette with the views and research questions."""
     cli = _cli()
     settings = cli.state.settings()
-    try:
+    with research_errors():
         _sessions()
         path = _sqlite_path(settings.database_url)
-        serve_datasette(path, host, port, time_limit_ms)
-    except ImportError:
-        raise cli.fail('Datasette is not installed: pip install -e ".[browse]"') from None
-    except _research_errors() as exc:
-        raise _fail(exc) from None
+        try:
+            serve_datasette(path, host, port, time_limit_ms)
+        except ImportError:
+            raise cli.fail('Datasette is not installed: pip install -e ".[browse]"') from None
 
 
 def _sqlite_path(url: str) -> Path:
@@ -199,25 +192,13 @@ def grant_readonly(
     from db.research import grant_readonly as grant
     from db.session import session_scope
 
-    try:
+    with research_errors():
         sessions = _sessions()
         with session_scope(sessions) as session:
             statements = grant(session.connection(), role, login=login)
-    except _research_errors() as exc:
-        raise _fail(exc) from None
     for statement in statements:
         typer.echo(statement)
     typer.echo(f"role {role} can read the research tables and views", err=True)
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    cli = _cli()
-    if isinstance(exc, SQLAlchemyError):
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        return cli.fail(reason[0] if reason else type(exc).__name__)
-    return cli.fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
