@@ -118,7 +118,7 @@ def clean_errors(*extra: type[BaseException]) -> Iterator[None]:
     except (*domain_errors(), *extra) as exc:
         raise fail(error_line(exc)) from None
     except OperationalError as exc:  # the database went away mid-run: what is committed stays
-        detail = str(exc.orig or exc).strip().splitlines()[0][:300]
+        detail = error_line(exc)[:300]
         raise fail(
             f"lost the database connection: {detail}; committed work is kept and the next run "
             "continues where this one stopped"
