@@ -183,12 +183,6 @@ def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = N
     }
 
 
-def match_batch(
-    session: Session, documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
-) -> dict[str, int]:
-    return write_batch(session, score_batch(documents, routes, top_k, run_id))
-
-
 def load_multilingual(settings: Settings, main: Encoder) -> Encoder | None:
     """The encoder for languages the main model does not cover, or None (not configured, or not
     installed: then those documents stay not_scored, with a warning)."""

@@ -282,18 +282,6 @@ def crawl_match_step(settings: Settings, run_id: int) -> StepOutcome:
     )
 
 
-def crawl_step(settings: Settings, run_id: int) -> StepOutcome:
-    from crawler.app import do_crawl
-
-    return stage_outcome(do_crawl(settings, None))
-
-
-def match_step(settings: Settings, run_id: int) -> StepOutcome:
-    from crawler.app import do_match
-
-    return stage_outcome(do_match(settings))
-
-
 def alerts_step(settings: Settings, run_id: int) -> StepOutcome:
     from crawler.alerting import run_alerts
 

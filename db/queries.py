@@ -345,17 +345,6 @@ def store_documents(session: Session, records: Sequence[dict[str, Any]]) -> Stor
     return counts
 
 
-def pending_document_ids(session: Session, limit: int | None = None) -> list[int]:
-    query = select(Document.id).where(Document.match_status == "pending").order_by(Document.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
-
-
-def documents_by_id(session: Session, ids: Sequence[int]) -> list[Document]:
-    return list(session.scalars(select(Document).where(Document.id.in_(list(ids))).order_by(Document.id)))
-
-
 def set_match_status(
     session: Session, ids: Sequence[int], status: str, model: str | None, when: datetime | None = None
 ) -> None:
