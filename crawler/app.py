@@ -144,7 +144,7 @@ def do_match(
     """Match pending documents. The defaults end when none is pending; a worker (``idle_exit`` None
     or positive) keeps polling for documents that other processes store, registered as a member
     (``crawler.scheduling.member_lock``) rather than under the run lock."""
-    from crawler.matching import load_configured_encoder, run_match
+    from crawler.matching import run_match
 
     sessions = open_sessions(settings)
     run_id: int | None = None
@@ -161,9 +161,8 @@ def do_match(
             run_id = start_run(session, "match", pid=os.getpid()).id
         membership = member_lock(sessions, settings, "match --worker", run_id)
         typer.echo(f"match worker (run {run_id}): loading model {settings.model} …", err=True)
-    elif pending_count(sessions):  # nothing pending: the model is not loaded at all
-        typer.echo(f"loading model {settings.model} …", err=True)
-        encoder = load_configured_encoder(settings)
+    else:
+        encoder = encoder_if_pending(settings, sessions)
     bar = nullcontext(None) if worker else match_progress()  # a worker's queue has no known end
     with membership, bar as progress:
         result = run_match(
@@ -188,24 +187,32 @@ def pending_count(sessions: Any) -> int:
         return count_pending_documents(session)
 
 
+def encoder_if_pending(settings: Settings, sessions: Any, note: str = "") -> Any:
+    """The configured encoder when some document is pending; None otherwise: the model (seconds to
+    load, ~100 MB) is not loaded for nothing (run_match loads it itself if documents come later)."""
+    if not pending_count(sessions):
+        return None
+    from crawler.matching import load_configured_encoder
+
+    typer.echo(f"loading model {settings.model}{note} …", err=True)
+    return load_configured_encoder(settings)
+
+
 def do_crawl_and_match(settings: Settings, spiders: list[str] | None, poll: float = 0.5) -> tuple[Any, Any]:
     """Crawl in the subprocess and, meanwhile, match the documents it stores in this process; when the
     crawl ends, match what is left. Returns the crawl's and the match's results."""
-    from crawler.matching import load_configured_encoder, run_match
+    from crawler.matching import run_match
     from crawler.runner import start_crawl
 
     chosen = chosen_spiders(settings, spiders)
     sessions = open_sessions(settings)
     crawl = start_crawl(settings, sessions, spiders=chosen)
     try:
-        # the model (seconds to load, ~100 MB) is loaded once there is something to match: a
-        # recrawl that finds nothing new never loads it
+        # the model is loaded once there is something to match: a recrawl that finds nothing new
+        # never loads it
         while crawl.running() and not pending_count(sessions):
             time.sleep(poll)
-        encoder = None
-        if pending_count(sessions):
-            typer.echo(f"loading model {settings.model} while crawling …", err=True)
-            encoder = load_configured_encoder(settings)
+        encoder = encoder_if_pending(settings, sessions, " while crawling")
         with match_progress() as progress:
             matched = run_match(
                 settings, sessions, encoder=encoder, progress=progress, producing=crawl.running, poll=poll

@@ -98,11 +98,8 @@ def bench(
         relevance_filter=relevance_filter,
     )
     settings = state.settings()
-    with clean_errors():
-        try:
-            results = run_bench(settings, options, echo=lambda line: typer.echo(line, err=True))
-        except BenchError as exc:
-            raise fail(str(exc)) from None
+    with clean_errors(BenchError):
+        results = run_bench(settings, options, echo=lambda line: typer.echo(line, err=True))
     text = json.dumps(results, indent=2, ensure_ascii=False)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
