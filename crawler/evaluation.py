@@ -326,13 +326,21 @@ def fit_fusion(
     return FusionFit(encoder.model_name, encoder.revision, fusion, names, len(keys), best, score(COSINE))
 
 
-def write_fusion(result: FusionFit, path: Path = FUSION_FILE) -> None:
-    """Store fitted fusion weights in the file read by ``default_fusion()``."""
+def write_model_entry(path: Path, model: str, entry: dict[str, Any], about: str) -> None:
+    """Set ``model``'s entry of a per-model JSON file (pipelines/thresholds.json, fusion.json: read by
+    ``pipelines.match.read_models_file``), keeping the other models' entries."""
     try:
         table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except ValueError as exc:
         raise ClaimsFileError(f"{path}: not valid JSON: {exc}") from None
-    table.setdefault("models", {})[result.model] = {
+    table.setdefault("models", {})[model] = entry
+    table["about"] = about
+    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_fusion(result: FusionFit, path: Path = FUSION_FILE) -> None:
+    """Store fitted fusion weights in the file read by ``default_fusion()``."""
+    entry = {
         "context": result.fusion.context,
         "lexical": result.fusion.lexical,
         "revision": result.revision,
@@ -342,11 +350,11 @@ def write_fusion(result: FusionFit, path: Path = FUSION_FILE) -> None:
         "fit_cosine_map@5": round(result.cosine_map_at_5, 4),
         "fitted": date.today().isoformat(),
     }
-    table["about"] = (
+    about = (
         "Weights of the match score's components per model (cosine weight 1), fitted by "
         "`claimwatch eval fit-fusion` on CheckThat! 2A train/dev splits."
     )
-    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_model_entry(path, result.model, entry, about)
     load_fusions.cache_clear()
 
 
@@ -557,11 +565,7 @@ def calibrate_model(
 
 def write_calibration(result: Calibration, path: Path = THRESHOLDS_FILE) -> None:
     """Store the chosen threshold in the thresholds file read by ``default_threshold()``."""
-    try:
-        table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except ValueError as exc:
-        raise ClaimsFileError(f"{path}: not valid JSON: {exc}") from None
-    table.setdefault("models", {})[result.model] = {
+    entry: dict[str, Any] = {
         "threshold": result.chosen.threshold,
         "revision": result.revision,
         "languages": result.languages,
@@ -578,10 +582,10 @@ def write_calibration(result: Calibration, path: Path = THRESHOLDS_FILE) -> None
         if chosen.threshold != result.chosen.threshold
     }
     if own:
-        table["models"][result.model]["language_thresholds"] = own
-        table["models"][result.model]["language_test_f1"] = {
+        entry["language_thresholds"] = own
+        entry["language_test_f1"] = {
             language: round(result.by_language[language][1].f1, 4) for language in own
         }
-    table["about"] = "Default match thresholds per model, chosen by `claimwatch calibrate`."
-    path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    about = "Default match thresholds per model, chosen by `claimwatch calibrate`."
+    write_model_entry(path, result.model, entry, about)
     load_thresholds.cache_clear()  # default_threshold() reads the new value
