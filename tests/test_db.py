@@ -154,24 +154,23 @@ def test_claim_sync_updates_and_deactivates(sessions) -> None:  # type: ignore[n
         assert [(c.key, c.text) for c in active] == [("c1", "one, reworded")]
 
 
-def test_matches_and_embedding_cache_are_idempotent(sessions) -> None:  # type: ignore[no-untyped-def]
+def one_document_and_claim(sessions) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Store one article and one claim; their ids."""
     with session_scope(sessions) as session:
         store_documents(session, [article("https://a.example/1")])
         sync_claims(session, "seed", [ClaimStub("c1", "one")], str)
     with sessions() as session:
-        doc_id = session.scalar(select(Document.id))
-        claim_id = active_claims(session)[0].id
-    row = {
-        "document_id": doc_id,
-        "claim_id": claim_id,
-        "passage": "p",
-        "passage_start": 0,
-        "passage_end": 1,
-        "score": 0.9,
-        "threshold": 0.5,
-        "model": "m",
-        "model_revision": "r",
-    }
+        return session.scalar(select(Document.id)), active_claims(session)[0].id
+
+
+def match_row(document_id: int, claim_id: int, **values: object) -> dict[str, object]:
+    row = {"document_id": document_id, "claim_id": claim_id, "passage": "p", "passage_start": 0,
+           "passage_end": 1, "score": 0.9, "threshold": 0.5, "model": "m", "model_revision": "r"}  # fmt: skip
+    return row | values
+
+
+def test_matches_and_embedding_cache_are_idempotent(sessions) -> None:  # type: ignore[no-untyped-def]
+    row = match_row(*one_document_and_claim(sessions))
     for _ in range(2):
         with session_scope(sessions) as session:
             store_matches(session, [row])
@@ -207,14 +206,7 @@ def test_nul_characters_are_dropped(sessions) -> None:  # type: ignore[no-untype
 
 
 def test_score_components_are_stored_as_a_json_object(sessions) -> None:  # type: ignore[no-untyped-def]
-    with session_scope(sessions) as session:
-        store_documents(session, [article("https://a.example/1")])
-        sync_claims(session, "seed", [ClaimStub("c1", "one")], str)
-    with sessions() as session:
-        doc_id = session.scalar(select(Document.id))
-        claim_id = active_claims(session)[0].id
-    row = {"document_id": doc_id, "claim_id": claim_id, "passage": "p", "passage_start": 0, "passage_end": 1,
-           "score": 0.62, "threshold": 0.5, "model": "hybrid", "model_revision": "r"}  # fmt: skip
+    row = match_row(*one_document_and_claim(sessions), score=0.62, model="hybrid")
     with session_scope(sessions) as session:
         store_matches(
             session, [row, {**row, "passage_start": 5, "score_components": {"cosine": 0.71, "lexical": 0.42}}]
