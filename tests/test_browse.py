@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.test_cli import start_claimwatch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,14 +30,12 @@ def browse_url(research_data, tmp_path: Path) -> Iterator[str]:  # type: ignore[
         pytest.skip('Datasette is an optional extra: pip install -e ".[browse]"')
     if research_data.backend != "sqlite":
         pytest.skip("Datasette serves SQLite files")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "--database-url", research_data.url, "browse", "--port", "0"],
-        cwd=tmp_path,
-        env=environment,
+    process = start_claimwatch(
+        ["--database-url", research_data.url, "browse", "--port", "0"],
+        tmp_path,
+        {},
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
-        text=True,
     )
     try:
         assert process.stderr is not None

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -17,17 +18,28 @@ from db.session import make_engine, make_sessionmaker
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_CLAIMS = REPO / "crawler" / "data" / "seed_claims.yaml"
+CLI = (sys.executable, "-m", "crawler.cli")
+
+
+def cli_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment without its CLAIMWATCH_ settings, plus ``env``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    environment.update(env or {})
+    return environment
+
+
+def start_claimwatch(args: list[str], cwd: Path, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """``claimwatch ARGS`` in the background (``popen``: stdout, stderr, start_new_session, ...)."""
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=cli_environment(env), text=True, **popen)
 
 
 def claimwatch(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "crawler.cli", *args],
+        [*CLI, *args],
         cwd=cwd,
-        env=environment,
+        env=cli_environment(env),
         input=stdin,
         capture_output=True,
         text=True,

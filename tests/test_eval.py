@@ -41,6 +41,7 @@ from pipelines.retrieval_metrics import (
     rank_candidates,
     reciprocal_rank,
 )
+from tests.test_cli import cli_environment
 
 REPO = Path(__file__).resolve().parents[1]
 # Runs the CLI with the eval commands registered (whether or not crawler/cli.py registers them itself).
@@ -52,8 +53,7 @@ CLI = (
 
 
 def claimwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment.update(env or {})
+    environment = cli_environment(env)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", CLI, *args],

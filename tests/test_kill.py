@@ -17,7 +17,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ from sqlalchemy import create_engine, text
 from crawler.demo.site import DemoSite
 from tests.conftest import loopback_crawl_env
 from tests.servers import StallingSmtpSink
-from tests.test_cli import claimwatch, free_port
+from tests.test_cli import claimwatch, free_port, start_claimwatch
 
 
 def site_path(url: str | None) -> str | None:
@@ -111,17 +110,7 @@ ENVIRONMENT = {"CLAIMWATCH_MATCH_BATCH_DOCUMENTS": "2", "CLAIMWATCH_STORE_BATCH_
 
 def start_cli(args: list[str], cwd: Path, env: dict[str, str], stderr: Any = subprocess.DEVNULL):  # type: ignore[no-untyped-def]
     """A claimwatch command in the background, in its own process group (CLI and crawl subprocess)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", *args],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        text=True,
-        start_new_session=True,
-    )
+    return start_claimwatch(args, cwd, env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
 
 
 def wait_until(process: subprocess.Popen[str], ready: Callable[[], bool], deadline: float = 240) -> None:

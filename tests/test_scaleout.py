@@ -11,7 +11,6 @@ import hashlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,7 +35,7 @@ from tests.conftest import (
     postgres_available,
     require_service,
 )
-from tests.test_cli import claimwatch
+from tests.test_cli import claimwatch, start_claimwatch
 
 REDIS_URL = os.environ.get("CLAIMWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -240,16 +239,7 @@ def outcome(url: str) -> dict[str, Any]:
 
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    environment_ = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment_.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", *args],
-        cwd=cwd,
-        env=environment_,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_claimwatch(args, cwd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 600) -> str:
