@@ -104,6 +104,12 @@ class LexicalIndex:
         product = queries @ self.weights.T
         return float(product.max()) if product.nnz else 0.0
 
+    def best_scores(self, queries: sparse.csr_matrix) -> np.ndarray:
+        """Each query's highest score of any claim (0 where none shares a term)."""
+        if not len(self):
+            return np.zeros(queries.shape[0])
+        return (queries @ self.weights.T).max(axis=1).toarray().ravel()
+
     def coverage(self, queries: sparse.csr_matrix, claims: slice = slice(None)) -> np.ndarray:
         """Score / self score of the ``claims`` for each query: 1 when it holds all the claim's terms."""
         return self.scores(queries, claims) / np.maximum(self.self_scores[claims], 1e-12)[None, :]

@@ -14,7 +14,7 @@ The score of a passage for a claim is a weighted mean of three components (``Fus
   ``claim_context``), divided by the best BM25 score of any passage of the text for any claim
   (pipelines/lexical.py): 1 for the text's lexically best claim, relative within a text.
 
-The weights are fitted per model (pipelines/fusion.json, ``scripts/fit_fusion.py``); with both weights
+The weights are fitted per model (pipelines/fusion.json, ``claimwatch eval fit-fusion``); with both weights
 0 the score is the plain cosine. Thresholds (pipelines/thresholds.json) are calibrated on the fused
 score, per model and, where they differ, per language.
 """
@@ -168,7 +168,7 @@ class ClaimIndex:
         if self.lexical is None:
             return self.components(passage_vectors, None, slice(None))["score"]
         queries = self.lexical.query_matrix(passages)
-        scale = np.array([self.lexical.best_score(queries[row]) for row in range(len(passages))])
+        scale = self.lexical.best_scores(queries)
         return self.components(passage_vectors, queries, slice(None), scale[:, None])["score"]
 
 

@@ -61,6 +61,10 @@ def test_bm25_matches_hand_computed_scores() -> None:
     coverage = index.coverage(index.query_matrix(["a cat sat on the mat", "dog"]))
     assert coverage[0, 0] == pytest.approx(1.0)
     assert coverage[1, 1] == pytest.approx(0.5) and coverage[1, 0] == 0.0
+    # each query's best claim: the row maxima, 0 for a query sharing no term
+    queries = index.query_matrix(["cat", "the mat and the dog", "cat cat", "zebra"])
+    assert index.best_scores(queries) == pytest.approx(np.array(expected).max(axis=1))
+    assert index.best_scores(queries).tolist() == [index.best_score(queries[row]) for row in range(4)]
     # a slice of claims scores as the same columns of the whole
     assert index.scores(index.query_matrix(["dog"]), slice(1, 3)) == pytest.approx(
         index.scores(index.query_matrix(["dog"]))[:, 1:3]
@@ -72,6 +76,7 @@ def test_empty_inputs() -> None:
     assert index.coverage(index.query_matrix(["cat", ""])).tolist() == [[1.0, 0.0], [0.0, 0.0]]
     assert index.scores(index.query_matrix([])).shape == (0, 2)
     assert len(LexicalIndex.build([])) == 0
+    assert LexicalIndex.build([]).best_scores(LexicalIndex.build([]).query_matrix(["cat"])).tolist() == [0.0]
 
 
 def test_fifteen_thousand_claims_score_fast() -> None:
