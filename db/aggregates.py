@@ -126,15 +126,19 @@ def _refresh_pair(dialect: str, row: str) -> list[str]:
     ]
 
 
+def rollup_insert(rollup: Rollup, where: str) -> str:
+    """Insert the rollup rows of the claim_documents groups selected by ``where``."""
+    key = ", ".join(rollup.key)
+    return (
+        f"INSERT INTO {rollup.table} ({key}, {rollup.columns}) SELECT {key}, {rollup.select} "
+        f"FROM claim_documents WHERE {where} GROUP BY {key}"
+    )
+
+
 def _refresh_group(rollup: Rollup, row: str, guard: str = "") -> list[str]:
     """Recompute the rollup row of claim_documents row ``row`` (OLD or NEW) from claim_documents."""
     where = " AND ".join(f"{c} = {row}.{c}" for c in rollup.key) + (f" AND ({guard})" if guard else "")
-    key = ", ".join(rollup.key)
-    return [
-        f"DELETE FROM {rollup.table} WHERE {where}",
-        f"INSERT INTO {rollup.table} ({key}, {rollup.columns}) SELECT {key}, {rollup.select} "
-        f"FROM claim_documents WHERE {where} GROUP BY {key}",
-    ]
+    return [f"DELETE FROM {rollup.table} WHERE {where}", rollup_insert(rollup, where)]
 
 
 def _facet_add(row: str, facet: str, guard: str = "") -> str:
@@ -315,13 +319,7 @@ def rebuild_aggregates(connection: Connection) -> None:
         connection.execute(text(f"DELETE FROM {table}"))
     connection.execute(text(f"INSERT INTO claim_documents ({_PAIR_COLUMNS}) {pair_select(dialect, '1 = 1')}"))
     for rollup in ROLLUPS:
-        key = ", ".join(rollup.key)
-        connection.execute(
-            text(
-                f"INSERT INTO {rollup.table} ({key}, {rollup.columns}) SELECT {key}, {rollup.select} "
-                f"FROM claim_documents GROUP BY {key}"
-            )
-        )
+        connection.execute(text(rollup_insert(rollup, "1 = 1")))
     for facet in FACETS:
         connection.execute(
             text(
