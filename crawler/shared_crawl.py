@@ -98,8 +98,14 @@ def shared_since(settings: Settings, since: datetime) -> datetime:
 
 
 def scrapy_overrides(settings: Settings) -> dict[str, Any]:
-    """Scrapy settings of a shared crawl."""
+    """Scrapy settings of a shared crawl: the project's item pipelines with the store under the
+    run's lock."""
+    from crawler import settings as project
+
     prefix = f"{KEY_PREFIX}:{run_key(settings)}"
+    pipelines = dict(project.ITEM_PIPELINES)
+    store = pipelines.pop("crawler.item_pipelines.StorePipeline")
+    pipelines["crawler.shared_crawl.SharedStorePipeline"] = store
     return {
         "REDIS_URL": settings.redis_url,
         "SCHEDULER": "crawler.shared_crawl.SharedScheduler",
@@ -109,10 +115,7 @@ def scrapy_overrides(settings: Settings) -> dict[str, Any]:
         "SCHEDULER_PERSIST": True,  # the last process to leave cleans up (leave), not each one
         "SCHEDULER_FLUSH_ON_START": False,
         "CLAIMWATCH_STORE_LOCK_KEY": f"{prefix}:store-lock",
-        "ITEM_PIPELINES": {
-            "crawler.item_pipelines.ExtractPipeline": 100,
-            "crawler.shared_crawl.SharedStorePipeline": 900,
-        },
+        "ITEM_PIPELINES": pipelines,
     }
 
 
