@@ -351,8 +351,7 @@ def sentence_batches(
     batches of ``match_batch_documents``, each batch's documents of a route segmented together
     (sentences, then the whole text of short texts) as pipelines.match.match_texts does."""
     from crawler.matching import covers_language
-    from pipelines.match import whole_text_passage
-    from pipelines.segment import split_sentences
+    from pipelines.match import segment_texts
 
     calls: list[list[list[str]]] = [[] for _ in routes]
     size = settings.match_batch_documents
@@ -363,16 +362,9 @@ def sentence_batches(
                 for language, text in documents[start : start + size]
                 if next((r for r in routes if covers_language(r, language)), None) is encoder
             ]
-            flat: list[str] = []
-            wholes: list[str] = []
-            for text in mine:
-                sentences = split_sentences(text)
-                flat.extend(s.text for s in sentences)
-                whole = whole_text_passage(text, sentences)
-                if whole is not None:
-                    wholes.append(whole.text)
-            if flat or wholes:
-                calls[number].append(flat + wholes)
+            flat = segment_texts(mine)[2]
+            if flat:
+                calls[number].append(flat)
     return calls
 
 

@@ -355,15 +355,22 @@ def match_texts(
     ]
 
 
+def segment_texts(texts: Sequence[str]) -> tuple[list[list[Passage]], list[Passage | None], list[str]]:
+    """Each text's sentences and whole-text passage (short texts only), and what the encoder is given
+    for them, in one list: every sentence, then the whole texts."""
+    sentences = [split_sentences(text) for text in texts]
+    wholes = [whole_text_passage(text, s) for text, s in zip(texts, sentences, strict=True)]
+    flat = [sentence.text for text_sentences in sentences for sentence in text_sentences]
+    flat += [whole.text for whole in wholes if whole is not None]
+    return sentences, wholes, flat
+
+
 def text_passages(
     encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None, window: int = 2
 ) -> list[tuple[list[Passage], np.ndarray]]:
     """Each text's passages (sentences, windows, the whole of a short text; near-identical ones once)
     and their vectors; only sentences and whole texts go through the encoder, in one call."""
-    sentences = [split_sentences(text) for text in texts]
-    wholes = [whole_text_passage(text, s) for text, s in zip(texts, sentences, strict=True)]
-    flat = [sentence.text for text_sentences in sentences for sentence in text_sentences]
-    flat += [whole.text for whole in wholes if whole is not None]
+    sentences, wholes, flat = segment_texts(texts)
     if not flat:
         return [([], np.zeros((0, 0), dtype=np.float32)) for _ in texts]
     vectors = encode_cached(encoder, flat, cache, kind="passage")
