@@ -31,11 +31,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from crawler.demo.site import QuietServer
 
 logger = logging.getLogger(__name__)
 
@@ -285,13 +287,6 @@ def make_handler(site: BenchSite) -> type[BaseHTTPRequestHandler]:
             logger.debug(format, *args)
 
     return Handler
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("request from %s failed", client_address, exc_info=True)
 
 
 def serve(site: BenchSite, port: int) -> QuietServer:
