@@ -1,7 +1,7 @@
 """The crawl subprocess: ``python -m crawler.crawl_process --run-id N``.
 
 Twisted's reactor cannot be restarted inside one process, so every crawl runs in a fresh process
-started by ``crawler.runner``. This process runs the requested spiders together, then records the
+started by ``crawler.services.crawling``. This process runs the requested spiders together, then records the
 outcome and the Scrapy stats on its crawl-run row.
 """
 

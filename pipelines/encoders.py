@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.embed import Encoder, ModelLoadError, length_batches
+from pipelines.encoding import Encoder, ModelLoadError, length_batches
 
 logger = logging.getLogger(__name__)
 

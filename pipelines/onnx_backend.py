@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.embed import Encoder, ModelLoadError, default_cache_dir, length_batches
+from pipelines.encoding import Encoder, ModelLoadError, default_cache_dir, length_batches
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.evaluation import best_claims_of, evaluate_labels, read_labels  # noqa: E402
+from crawler.services.evaluation import best_claims_of, evaluate_labels, read_labels  # noqa: E402
 from pipelines.claims import default_claims_path, load_claims  # noqa: E402
 from pipelines.embed import load_encoder  # noqa: E402
 from pipelines.match import ClaimIndex, default_threshold  # noqa: E402

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crawler.evaluation import best_of_passages
+from crawler.services.evaluation import best_of_passages
 from pipelines.calibrate import (
     ThresholdScore,
     choose_threshold,

@@ -24,7 +24,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 def loopback_crawl_env(url: str, **extra: str) -> dict[str, str]:
     """Environment for a claimwatch subprocess crawling a test site on 127.0.0.1 quickly (what
-    crawler.demo_run.demo_settings does for the demo): loopback allowed, no delays, no GDELT."""
+    crawler.demo.runner.demo_settings does for the demo): loopback allowed, no delays, no GDELT."""
     return {
         "CLAIMWATCH_DATABASE_URL": url,
         "CLAIMWATCH_ALLOW_LOOPBACK": "true",

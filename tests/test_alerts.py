@@ -20,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-import crawler.alerting as alerting
-from crawler.alerting import compute_digests, run_alerts
+import crawler.services.alerting as alerting
 from crawler.config import Settings, load_settings
+from crawler.services.alerting import compute_digests, run_alerts
 from db.alerts import add_subscription
 from db.models import AlertItem, Delivery, Document
 from db.queries import active_claims, store_documents, store_matches, sync_claims
@@ -385,7 +385,7 @@ def test_subscriptions_scope_digests(database_url: str, sessions) -> None:  # ty
 
 
 def invoke(database_url: str, port: int, *args: str) -> Any:
-    from crawler.cli import app
+    from crawler.cli.app import app
 
     env = {
         "CLAIMWATCH_SMTP_HOST": "127.0.0.1",
@@ -427,7 +427,7 @@ def test_cli_subscribe_dry_run_and_status(database_url: str, sessions) -> None: 
 
 
 def test_cli_errors_are_clean(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
-    # crawler.cli's error mapping imports pipelines.claims (the claims loader of the foundation).
+    # crawler.cli.context's error mapping imports pipelines.claims (the claims loader of the foundation).
     pytest.importorskip("pipelines.claims")
     demo_data(sessions)
     port = free_port()

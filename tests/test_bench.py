@@ -127,7 +127,7 @@ def test_bench_without_corpora_runs_on_the_demo_site(tmp_path: Path) -> None:
 
 @needs_corpora
 def test_bench_site_serves_listed_pages_and_distinct_variants(tmp_path: Path) -> None:
-    from crawler.bench_site import BenchSite, read_corpora, serve
+    from crawler.bench.site import BenchSite, read_corpora, serve
     from pipelines.dedup import content_hash, is_near_duplicate, simhash
     from pipelines.extract import decode_html, extract_article
 
@@ -197,17 +197,17 @@ def test_bench_relevance_filter_option_reaches_the_run(
     in the benchmark's settings; by default it is off."""
     from typer.testing import CliRunner
 
-    import crawler.benchmark
-    from crawler.benchmark import bench_settings
-    from crawler.cli import app
+    import crawler.bench.benchmark
+    from crawler.bench.benchmark import bench_settings
+    from crawler.cli.app import app
 
     seen = []
 
     def fake_run_bench(settings: Settings, options: object, echo: object = None) -> dict:
         seen.append(options)
-        raise crawler.benchmark.BenchError("stopped by the test")
+        raise crawler.bench.benchmark.BenchError("stopped by the test")
 
-    monkeypatch.setattr(crawler.benchmark, "run_bench", fake_run_bench)
+    monkeypatch.setattr(crawler.bench.benchmark, "run_bench", fake_run_bench)
     monkeypatch.chdir(tmp_path)
     for args, expected in (([], False), (["--relevance-filter"], True), (["--no-relevance-filter"], False)):
         result = CliRunner().invoke(app, ["bench", "--small", *args])

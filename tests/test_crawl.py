@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from crawler.config import load_settings
-from crawler.runner import run_crawl
+from crawler.services.crawling import run_crawl
 from db.models import CrawlRun, Document, Source
 from db.queries import upsert_sources
 from db.session import make_engine, make_sessionmaker, session_scope

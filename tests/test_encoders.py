@@ -14,7 +14,6 @@ import pytest
 
 from pipelines.calibrate import load_labelled
 from pipelines.claims import Claim, default_claims_path, load_claims
-from pipelines.embed import Encoder, ModelLoadError
 from pipelines.encoders import (
     E5_LANGUAGES,
     USE_LANGUAGES,
@@ -22,6 +21,7 @@ from pipelines.encoders import (
     UseEncoder,
     load_named_encoder,
 )
+from pipelines.encoding import Encoder, ModelLoadError
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crawler.evaluation import (
+from crawler.services.evaluation import (
     Calibration,
     FusionFit,
     fit_fusion,
@@ -44,12 +44,7 @@ from pipelines.retrieval_metrics import (
 from tests.test_cli import cli_environment
 
 REPO = Path(__file__).resolve().parents[1]
-# Runs the CLI with the eval commands registered (whether or not crawler/cli.py registers them itself).
-CLI = (
-    "import sys; from crawler import cli, cli_eval\n"
-    "if 'eval' not in {g.name for g in cli.app.registered_groups}: cli_eval.register(cli.app)\n"
-    "cli.main(sys.argv[1:])"
-)
+CLI = "import sys; from crawler.cli.app import main; main(sys.argv[1:])"
 
 
 def claimwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

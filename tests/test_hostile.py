@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from crawler.config import load_settings
 from crawler.middlewares import AddressPolicyMiddleware, PolicyRefusal
-from crawler.runner import run_crawl
+from crawler.services.crawling import run_crawl
 from crawler.spiders.sitemaps import MAX_SITEMAP_DEPTH
 from db.models import Source
 from db.session import make_engine, make_sessionmaker

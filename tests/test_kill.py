@@ -193,8 +193,8 @@ SECRET = "smtp-s3cret-never-stored"
 def prepare(url: str, site: StallingSite) -> None:
     """A migrated database with the seed claims and the site's sources (as `claimwatch init` +
     `claimwatch sources load` would leave it)."""
-    from crawler.app import initialise, open_sessions
     from crawler.config import load_settings
+    from crawler.services.app import initialise, open_sessions
     from db.queries import upsert_sources
     from db.session import session_scope
 

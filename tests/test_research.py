@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from crawler.cli import app
-from crawler.exporting import export_view
+from crawler.cli.app import app
+from crawler.services.exporting import export_view
 from db.models import Document, Match
 from db.queries import store_documents, store_matches, sync_claims
 from db.research import (

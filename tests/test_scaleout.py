@@ -139,8 +139,8 @@ def test_concurrent_claims_never_overlap_and_a_dropped_claim_returns(postgres_ur
 def test_two_matchers_in_parallel_match_every_document_once(postgres_url: str) -> None:
     """Two Matchers (as two worker processes would) draining one queue with a slow encoder: every
     document is matched by exactly one of them."""
-    from crawler.app import initialise
-    from crawler.matching import CountingEncoder, run_match
+    from crawler.services.app import initialise
+    from crawler.services.matching import CountingEncoder, run_match
 
     settings = dataclasses.replace(
         load_settings(environ={}), database_url=postgres_url, match_batch_documents=3, match_threshold=-1.0
@@ -191,7 +191,7 @@ def environment(url: str, **extra: str) -> dict[str, str]:
 
 
 def prepare(url: str, site: CountingSite, cwd: Path) -> None:
-    from crawler.app import initialise
+    from crawler.services.app import initialise
     from db.queries import upsert_sources
 
     settings = dataclasses.replace(load_settings(environ={}), database_url=url, sources_file="")
@@ -310,7 +310,7 @@ def test_two_crawlers_and_two_workers_equal_one_run(tmp_path: Path) -> None:
 
 
 def test_run_lock_holder_spares_live_members_runs_and_closes_dead_ones(sessions) -> None:  # type: ignore[no-untyped-def]
-    from crawler.scheduling import RunLockHandle, live_members, member_lock
+    from crawler.services.locks import RunLockHandle, live_members, member_lock
     from db.models import CrawlRun, RunLock
     from db.queries import start_run
 

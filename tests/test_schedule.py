@@ -21,9 +21,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings, load_settings
 from crawler.scheduling import (
-    LOCK_NAME,
-    LockHeld,
-    RunLockHandle,
     ScheduleRunner,
     StepOutcome,
     run_daily_job,
@@ -31,7 +28,8 @@ from crawler.scheduling import (
     schedule_status_lines,
     stored_next_run,
 )
-from db.alerts import acquire_lock, current_lock
+from crawler.services.locks import LOCK_NAME, LockHeld, RunLockHandle
+from db.locks import acquire_lock, current_lock
 from db.migrate import alembic_config
 from db.models import CrawlRun
 from db.session import session_scope
@@ -42,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HOLDER_SCRIPT = """
 import time
 from crawler.config import load_settings
-from crawler.scheduling import run_lock
+from crawler.services.locks import run_lock
 
 with run_lock(load_settings(), "holder"):
     print("locked", flush=True)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings
-from crawler.runner import StageResult, result_of
+from crawler.services.crawling import StageResult, result_of
 from db.models import Document
 from db.queries import (
     DatabaseEmbeddingCache,
@@ -38,7 +38,8 @@ from db.queries import (
 )
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
-from pipelines.embed import Encoder, ModelLoadError, load_encoder
+from pipelines.embed import load_encoder
+from pipelines.encoding import Encoder, ModelLoadError
 from pipelines.match import ClaimIndex, PassageMatch, default_threshold, match_texts
 
 logger = logging.getLogger(__name__)

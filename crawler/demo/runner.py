@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import typer
-
-from crawler.app import do_crawl_and_match, initialise, open_sessions, print_summary
 from crawler.config import Settings, redact_url
+from crawler.services.app import LogObserver, StageObserver, do_crawl_and_match, initialise, open_sessions
+from crawler.services.crawling import StageResult
 
 logger = logging.getLogger(__name__)
 
@@ -28,39 +29,45 @@ def demo_settings(settings: Settings, database_url: str) -> Settings:
     )
 
 
-def run_demo(settings: Settings, database_url: str, port: int) -> bool:
-    """Serve the demo site, crawl it with the real spiders, match, store and summarise."""
+@dataclass(frozen=True)
+class DemoOutcome:
+    crawled: StageResult
+    matched: StageResult
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.crawled.ok and self.matched.ok
+
+
+def run_demo(
+    settings: Settings, database_url: str, port: int, observer: StageObserver | None = None
+) -> DemoOutcome:
+    """Serve the demo site, crawl it with the real spiders, match and store."""
     from crawler.demo.site import DemoSite
-    from crawler.scheduling import run_lock
+    from crawler.services.locks import run_lock
     from db.queries import upsert_sources
     from db.session import session_scope
 
+    observer = observer or LogObserver()
     settings = demo_settings(settings, database_url)
-    typer.echo(f"demo database: {redact_url(database_url)}", err=True)
+    observer.note(f"demo database: {redact_url(database_url)}")
     initialise(settings, load_default_sources=False)
     started = time.monotonic()
     with run_lock(settings, "demo"), DemoSite(port=port) as site:
-        typer.echo(f"demo site: {site.base_url}/ ({len(site.articles())} articles)", err=True)
+        observer.note(f"demo site: {site.base_url}/ ({len(site.articles())} articles)")
         with session_scope(open_sessions(settings)) as session:
             upsert_sources(session, site.sources())
-        crawled, matched = do_crawl_and_match(settings, ["feeds", "sitemaps"])
-    seconds = time.monotonic() - started
-    print_summary(settings)
-    documents = crawled.counters["documents_stored"]
-    passages = matched.counters["passages_encoded"]
-    typer.echo(
-        f"demo finished in {seconds:.1f}s: crawl {documents / max(crawled.seconds, 1e-9):.1f} documents/s, "
-        f"match {passages / max(matched.seconds, 1e-9):.0f} passages/s",
-        err=True,
-    )
-    return crawled.ok and matched.ok
+        crawled, matched = do_crawl_and_match(settings, ["feeds", "sitemaps"], observer=observer)
+    return DemoOutcome(crawled, matched, time.monotonic() - started)
 
 
-def serve_demo(port: int) -> None:
+def serve_demo(port: int, on_ready: Callable[[str], None] = lambda _url: None) -> None:
+    """Serve the demo site until Ctrl-C; ``on_ready`` gets its base URL."""
     from crawler.demo.site import DemoSite
 
     with DemoSite(port=port) as site:
-        typer.echo(f"serving the demo site at {site.base_url}/ — Ctrl-C to stop", err=True)
+        on_ready(site.base_url)
         try:
             while True:
                 time.sleep(3600)

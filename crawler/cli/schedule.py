@@ -1,7 +1,6 @@
 """CLI commands for scheduled runs and alerts: schedule, alerts, subscribe, unsubscribe, subscriptions.
 
-``register(app)`` is called at the bottom of crawler/cli.py; the shared CLI state is imported lazily
-because crawler/cli.py imports this module.
+``register(app)`` is called by crawler/cli/app.py; the shared CLI state comes from crawler/cli/context.py.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+
+from crawler.cli.context import clean_errors, fail, state
 
 logger = logging.getLogger(__name__)
 
@@ -22,18 +23,18 @@ def schedule(
     ] = False,
 ) -> None:
     """Run the daily job on schedule in the foreground (CLAIMWATCH_SCHEDULE_CRON) until SIGTERM/Ctrl-C."""
-    from crawler import cli
-    from crawler.alerting import check_alert_settings
+    from crawler.cli.render import ConsoleObserver
     from crawler.config import redact_url
-    from crawler.scheduling import ScheduleRunner, run_once
+    from crawler.scheduling import ScheduleRunner, daily_steps, run_once
+    from crawler.services.alerting import check_alert_settings
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
+    settings = state.settings()
+    with clean_errors():
         check_alert_settings(settings)
         if once:
-            outcome = run_once(settings)
+            outcome = run_once(settings, daily_steps(ConsoleObserver()))
         else:
-            runner = ScheduleRunner(settings)
+            runner = ScheduleRunner(settings, steps=daily_steps(ConsoleObserver()))
             typer.echo(
                 f"claimwatch schedule: daily job at `{settings.schedule_cron}` "
                 f"({settings.schedule_timezone}), job store in {redact_url(settings.database_url)}; "
@@ -44,7 +45,7 @@ def schedule(
             typer.echo("scheduler stopped", err=True)
             return
     if outcome.status == "skipped":
-        raise cli.fail(outcome.error or "another run holds the run lock")
+        raise fail(outcome.error or "another run holds the run lock")
     typer.echo(outcome.describe(), err=True)
     if not outcome.ok:
         raise typer.Exit(1)
@@ -56,13 +57,12 @@ def alerts(
     ] = False,
 ) -> None:
     """Send alert digests for claims that recur in new documents, and retry pending e-mails."""
-    from crawler import cli
-    from crawler.alerting import preview_digests, run_alerts
-    from crawler.app import open_sessions
-    from crawler.scheduling import run_lock
+    from crawler.services.alerting import preview_digests, run_alerts
+    from crawler.services.app import open_sessions
+    from crawler.services.locks import run_lock
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
+    settings = state.settings()
+    with clean_errors():
         sessions = open_sessions(settings)
         if dry_run:
             previews = preview_digests(settings, sessions)
@@ -74,7 +74,7 @@ def alerts(
             result = run_alerts(settings, sessions)
     typer.echo(result.describe(), err=True)
     if result.error:
-        raise cli.fail(result.error)
+        raise fail(result.error)
 
 
 def subscribe(
@@ -87,15 +87,14 @@ def subscribe(
     ] = None,
 ) -> None:
     """Subscribe a recipient to alert digests (all claims, one claim set, or one claim)."""
-    from crawler import cli
-    from crawler.app import UsageError, open_sessions
+    from crawler.services.app import UsageError, open_sessions
     from db.alerts import add_subscription, claim_exists
     from db.session import session_scope
     from pipelines.alerts import normalise_address
 
-    with cli.clean_errors():
+    with clean_errors():
         address = _address(email, normalise_address)
-        sessions = open_sessions(cli.state.settings())
+        sessions = open_sessions(state.settings())
         with session_scope(sessions) as session:
             if (claim_set or claim) and not claim_exists(session, claim_set or "", claim or ""):
                 scope = " ".join(filter(None, [f"set {claim_set}" if claim_set else "", claim or ""]))
@@ -115,14 +114,13 @@ def unsubscribe(
     ] = None,
 ) -> None:
     """Remove a recipient's subscriptions (all of them unless --claim-set/--claim narrow it)."""
-    from crawler import cli
-    from crawler.app import open_sessions
+    from crawler.services.app import open_sessions
     from db.alerts import remove_subscriptions
     from db.session import session_scope
     from pipelines.alerts import normalise_address, parse_recipients
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
+    settings = state.settings()
+    with clean_errors():
         address = _address(email, normalise_address)
         with session_scope(open_sessions(settings)) as session:
             removed = remove_subscriptions(session, address, claim_set, claim)
@@ -138,13 +136,12 @@ def unsubscribe(
 
 def subscriptions() -> None:
     """List alert recipients: subscriptions and CLAIMWATCH_ALERT_TO."""
-    from crawler import cli
-    from crawler.app import open_sessions
+    from crawler.services.app import open_sessions
     from db.alerts import list_subscriptions
     from pipelines.alerts import parse_recipients
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
+    settings = state.settings()
+    with clean_errors():
         with open_sessions(settings)() as session:
             rows = list_subscriptions(session)
         defaults = parse_recipients(settings.alert_to)
@@ -162,7 +159,7 @@ def _scope(claim_set: str | None, claim: str | None) -> str:
 
 
 def _address(value: str, normalise: Callable[[str], str]) -> str:
-    from crawler.app import UsageError
+    from crawler.services.app import UsageError
     from pipelines.alerts import AddressError
 
     try:

@@ -1,6 +1,6 @@
 """The benchmark's news site: real pages of the shared corpora behind a news sitemap on 127.0.0.1.
 
-``python -m crawler.bench_site --pages N`` serves, in its own process (so that serving pages costs
+``python -m crawler.bench.site --pages N`` serves, in its own process (so that serving pages costs
 the measured processes no CPU time and no memory), N article pages listed in a news sitemap index,
 and prints one JSON line with its base URL and the corpus composition. Pages are, in order:
 

@@ -1,7 +1,6 @@
 """CLI commands for researchers: export, report, browse, and `db grant-readonly`.
 
-``register(app)`` is called at the bottom of crawler/cli.py; the CLI module (its ``state`` holds the
-global options) is imported lazily because it imports this module.
+``register(app)`` is called by crawler/cli/app.py; the shared CLI state comes from crawler/cli/context.py.
 """
 
 from __future__ import annotations
@@ -10,10 +9,11 @@ import logging
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated
 
 import typer
+
+from crawler.cli.context import clean_errors, fail, state
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +35,14 @@ def research_errors() -> AbstractContextManager[None]:
 
     from db.research import ResearchError
 
-    return _cli().clean_errors(ResearchError, SQLAlchemyError)
-
-
-def _cli() -> ModuleType:
-    from crawler import cli
-
-    return cli
+    return clean_errors(ResearchError, SQLAlchemyError)
 
 
 def _sessions():  # type: ignore[no-untyped-def]
     """Sessions on the configured database; raises when it is unreachable or not migrated."""
-    from crawler.app import open_sessions
+    from crawler.services.app import open_sessions
 
-    return open_sessions(_cli().state.settings())
+    return open_sessions(state.settings())
 
 
 def export(
@@ -75,7 +69,7 @@ def export(
     claim_set: Annotated[str | None, typer.Option("--claim-set", help="Only this claim set.")] = None,
 ) -> None:
     """Export a research view to CSV, Parquet or JSON Lines (docs/schema.md describes the columns)."""
-    from crawler.exporting import FORMATS, export_view
+    from crawler.services.exporting import FORMATS, export_view
     from db.research import ViewQuery, resolve_view
 
     fmt = fmt.lower()
@@ -106,8 +100,8 @@ def report(
     latest: Annotated[int, typer.Option("--latest", help="Latest matches listed.", min=1)] = 50,
 ) -> None:
     """Write a self-contained HTML report: heat map, trend per claim, top outlets, latest matches."""
-    from crawler.exporting import atomic_path
-    from crawler.reporting import ReportOptions, build_report
+    from crawler.services.exporting import atomic_path
+    from crawler.services.reporting import ReportOptions, build_report
 
     options = ReportOptions(since=_date(since, "--since"), max_claims=max_claims, latest=latest)
     with research_errors():
@@ -128,15 +122,14 @@ def browse(
     ] = 5000,
 ) -> None:
     """Serve the (SQLite) database read-only in Datasette with the views and research questions."""
-    cli = _cli()
-    settings = cli.state.settings()
+    settings = state.settings()
     with research_errors():
         _sessions()
         path = _sqlite_path(settings.database_url)
         try:
             serve_datasette(path, host, port, time_limit_ms)
         except ImportError:
-            raise cli.fail('Datasette is not installed: pip install -e ".[browse]"') from None
+            raise fail('Datasette is not installed: pip install -e ".[browse]"') from None
 
 
 def _sqlite_path(url: str) -> Path:

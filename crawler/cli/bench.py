@@ -1,7 +1,6 @@
-"""CLI command ``bench``: the pipeline's throughput against the encoder alone (crawler/benchmark.py).
+"""CLI command ``bench``: the pipeline's throughput against the encoder alone (crawler/bench/benchmark.py).
 
-``register(app)`` is called at the bottom of crawler/cli.py; the shared CLI state is imported lazily
-because crawler/cli.py imports this module.
+``register(app)`` is called by crawler/cli/app.py; the shared CLI state comes from crawler/cli/context.py.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from crawler.benchmark import SMALL_PAGES
+from crawler.bench.benchmark import SMALL_PAGES
+from crawler.cli.context import clean_errors, fail, state
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,13 @@ def bench(
 ) -> None:
     """Benchmark crawl → extract → match → store on pages served on 127.0.0.1: raw encode vs. pipeline
     throughput, recrawl cost, peak RSS."""
-    from crawler.benchmark import BenchError, BenchOptions, default_corpora_dir, results_markdown, run_bench
-    from crawler.cli import clean_errors, fail, state
+    from crawler.bench.benchmark import (
+        BenchError,
+        BenchOptions,
+        default_corpora_dir,
+        results_markdown,
+        run_bench,
+    )
 
     if small and pages is not None:
         raise fail("give either --small or --pages", 2)

@@ -9,7 +9,7 @@ import yaml
 
 from pipelines.urls import canonicalize_url
 
-DEFAULT_SOURCES_FILE = Path(__file__).parent / "data" / "sources.yaml"
+DEFAULT_SOURCES_FILE = Path(__file__).resolve().parents[1] / "data" / "sources.yaml"
 SOURCE_KINDS = frozenset({"feed", "sitemap", "gdelt"})
 
 

@@ -1,7 +1,6 @@
 """CLI commands that measure the matcher: ``eval checkthat``, ``eval labels`` and ``calibrate``.
 
-``register(app)`` is called at the bottom of crawler/cli.py; the shared CLI state is imported lazily
-because crawler/cli.py imports this module, and so is everything heavy (numpy, the model).
+``register(app)`` is called by crawler/cli/app.py; the shared CLI state comes from crawler/cli/context.py.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from crawler.cli.context import clean_errors, state
 
 if TYPE_CHECKING:
     from crawler.config import Settings
@@ -34,7 +35,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def _encoder(settings: Settings, model: str | None) -> SentenceTransformerEncoder:
-    from crawler.matching import load_configured_encoder
+    from crawler.services.matching import load_configured_encoder
 
     return load_configured_encoder(settings, model)  # type: ignore[return-value]
 
@@ -88,15 +89,14 @@ def checkthat(
 
     Every tweet is matched against all vclaims of the edition (top 20 kept; vclaim vectors are cached
     on disk between runs) and the ranking is scored as the official scorer does."""
-    from crawler import cli
 
-    settings = cli.state.settings()
-    from crawler.evaluation import SCORINGS
+    settings = state.settings()
+    from crawler.services.evaluation import SCORINGS
 
     if scoring not in SCORINGS:
         raise typer.BadParameter(f"expected one of: {', '.join(SCORINGS)}", param_hint="'--scoring'")
-    with cli.clean_errors():
-        from crawler.evaluation import evaluate_checkthat
+    with clean_errors():
+        from crawler.services.evaluation import evaluate_checkthat
         from pipelines.checkthat import load_split
 
         split_data = load_split(edition, split, data)  # bad data fail before the model loads
@@ -143,11 +143,10 @@ def fit_fusion_command(
 
     --write stores them in pipelines/fusion.json, read by `score`, `match` and `eval checkthat`; then
     re-run `claimwatch calibrate --write` (the score's scale changes)."""
-    from crawler import cli
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
-        from crawler.evaluation import fit_fusion, write_fusion
+    settings = state.settings()
+    with clean_errors():
+        from crawler.services.evaluation import fit_fusion, write_fusion
         from pipelines.checkthat import load_split
 
         splits = [load_split("2022", name, data) for name in ("train", "dev")]
@@ -190,11 +189,10 @@ def labels(
 
     Texts are split into passages and matched as by `claimwatch score`; a prediction is the best claim
     at or above the threshold, correct when it is the text's label."""
-    from crawler import cli
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
-        from crawler.evaluation import evaluate_labels, read_labels
+    settings = state.settings()
+    with clean_errors():
+        from crawler.services.evaluation import evaluate_labels, read_labels
         from pipelines.claims import load_claims
         from pipelines.match import ClaimIndex, default_threshold
 
@@ -251,11 +249,10 @@ def calibrate(
 
     The threshold is the highest whose F1 on the dev passages (in the model's languages) is within 0.01
     of the best; --write stores it in pipelines/thresholds.json, read by `score` and `match`."""
-    from crawler import cli
 
-    settings = cli.state.settings()
-    with cli.clean_errors():
-        from crawler.evaluation import LABELLED_DIR, calibrate_model, write_calibration
+    settings = state.settings()
+    with clean_errors():
+        from crawler.services.evaluation import LABELLED_DIR, calibrate_model, write_calibration
         from pipelines.claims import ClaimsFileError, default_claims_path, load_claims
         from pipelines.match import THRESHOLDS_FILE
 

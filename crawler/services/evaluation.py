@@ -1,6 +1,6 @@
 """Measuring the matcher: CLEF CheckThat! 2A retrieval, labelled passages, and threshold calibration.
 
-Used by the ``claimwatch eval`` and ``claimwatch calibrate`` commands (crawler/cli_eval.py).
+Used by the ``claimwatch eval`` and ``claimwatch calibrate`` commands (crawler/cli/evaluation.py).
 
 * ``evaluate_checkthat`` ranks the vclaims of a CheckThat! split for every tweet with the production
   matcher (``ClaimIndex`` + ``match_texts``: sentences and two-sentence windows, best passage per
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from crawler.matching import CountingEncoder
+from crawler.services.matching import CountingEncoder
 from pipelines.calibrate import (
     LabelledPassage,
     ThresholdScore,
@@ -36,7 +36,7 @@ from pipelines.calibrate import (
 )
 from pipelines.checkthat import CheckThatSplit
 from pipelines.claims import Claim, ClaimsFileError, iter_jsonl, read_text
-from pipelines.embed import EmbeddingCache, Encoder
+from pipelines.encoding import EmbeddingCache, Encoder
 from pipelines.match import (
     COSINE,
     FUSION_FILE,
@@ -53,7 +53,7 @@ from pipelines.retrieval_metrics import mean_average_precision, mean_reciprocal_
 
 logger = logging.getLogger(__name__)
 
-LABELLED_DIR = Path(__file__).resolve().parent / "data" / "labelled"
+LABELLED_DIR = Path(__file__).resolve().parents[1] / "data" / "labelled"
 # Candidates kept per query: MRR and MAP@k (k <= depth) are computed over this many.
 MIN_DEPTH = 20
 MATCH_BATCH = 256

@@ -1,7 +1,7 @@
 """``claimwatch bench``: throughput of the whole pipeline against the encoder alone, recrawl cost, memory.
 
 One run, on a fresh temporary database (or ``--database-url``), against pages served on 127.0.0.1 by
-a separate process (crawler/bench_site.py: the real pages of the shared corpora, their variants, and
+a separate process (crawler/bench/site.py: the real pages of the shared corpora, their variants, and
 the demo site):
 
 1. **first run** — ``do_crawl`` then ``do_match``, the functions ``claimwatch run`` uses (the crawl in
@@ -70,7 +70,7 @@ class BenchOptions:
 
 def default_corpora_dir() -> Path:
     """``../shared/corpora`` relative to the project root."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 
 def bench_settings(
@@ -78,7 +78,7 @@ def bench_settings(
 ) -> Settings:
     """The demo's loopback crawl settings, by default with the relevance filter off (the corpus is
     off-topic: with it on, only the demo's articles would reach the encoder)."""
-    from crawler.demo_run import demo_settings
+    from crawler.demo.runner import demo_settings
 
     return dataclasses.replace(
         demo_settings(settings, database_url),
@@ -121,8 +121,8 @@ class ServedSite:
 
 @contextmanager
 def site_process(corpora: Path, pages: int | None, demo: bool) -> Iterator[ServedSite]:
-    """Start ``python -m crawler.bench_site`` and wait for its ready line; stopped on exit."""
-    command = [sys.executable, "-m", "crawler.bench_site", "--corpora", str(corpora)]
+    """Start ``python -m crawler.bench.site`` and wait for its ready line; stopped on exit."""
+    command = [sys.executable, "-m", "crawler.bench.site", "--corpora", str(corpora)]
     if pages is not None:
         command += ["--pages", str(pages)]
     if demo:
@@ -305,20 +305,20 @@ def profile_rows(profiler: cProfile.Profile, top: int = 15) -> list[dict[str, An
 
 
 def overlapped_available() -> bool:
-    import crawler.app
+    import crawler.services.app
 
-    return hasattr(crawler.app, "do_crawl_and_match")
+    return hasattr(crawler.services.app, "do_crawl_and_match")
 
 
 def crawl_and_match(settings: Settings, mode: str) -> tuple[Any, Any]:
     """The crawl and match stages as ``claimwatch run`` runs them: one after the other, or (when the
     application offers it) matching while the crawl subprocess stores documents."""
-    import crawler.app
+    import crawler.services.app
 
     if mode == "overlapped":
-        return crawler.app.do_crawl_and_match(settings, ["feeds", "sitemaps"])
-    crawled = crawler.app.do_crawl(settings, ["feeds", "sitemaps"])
-    return crawled, crawler.app.do_match(settings)
+        return crawler.services.app.do_crawl_and_match(settings, ["feeds", "sitemaps"])
+    crawled = crawler.services.app.do_crawl(settings, ["feeds", "sitemaps"])
+    return crawled, crawler.services.app.do_match(settings)
 
 
 def measure_run(settings: Settings, site: ServedSite, mode: str, profile: Path | None = None) -> RunMeasure:
@@ -350,7 +350,7 @@ def sentence_batches(
     """Per route, the lists of texts the match stage passes to ``encode``: documents in id order, in
     batches of ``match_batch_documents``, each batch's documents of a route segmented together
     (sentences, then the whole text of short texts) as pipelines.match.match_texts does."""
-    from crawler.matching import covers_language
+    from crawler.services.matching import covers_language
     from pipelines.match import segment_texts
 
     calls: list[list[list[str]]] = [[] for _ in routes]
@@ -372,7 +372,7 @@ def matched_documents(settings: Settings) -> list[tuple[str | None, str]]:
     """(language, text) of the documents the first match run scored, in id order."""
     from sqlalchemy import select
 
-    from crawler.app import open_sessions
+    from crawler.services.app import open_sessions
     from db.models import Document
 
     with open_sessions(settings)() as session:
@@ -400,7 +400,7 @@ def measure_raw_encode(
     settings: Settings, documents: Sequence[tuple[str | None, str]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Time ``encode`` alone over the match stage's sentences, per route, after a warm-up."""
-    from crawler.matching import covers_language, load_configured_encoder, load_multilingual
+    from crawler.services.matching import covers_language, load_configured_encoder, load_multilingual
 
     started = time.monotonic()
     main = load_configured_encoder(settings)
@@ -469,7 +469,7 @@ def backend_name(settings: Settings, routes: Sequence[dict[str, Any]]) -> str | 
 
 
 def check_fresh(settings: Settings) -> None:
-    from crawler.app import open_sessions
+    from crawler.services.app import open_sessions
     from db.queries import table_counts
 
     with open_sessions(settings)() as session:
@@ -498,7 +498,7 @@ def run_bench(
     settings: Settings, options: BenchOptions, echo: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
     """Serve, crawl + match twice, measure the encoder alone; the results dictionary."""
-    from crawler.app import initialise, open_sessions
+    from crawler.services.app import initialise, open_sessions
     from db.queries import upsert_sources
     from db.session import session_scope
 

@@ -1,0 +1,1 @@
+"""The ``claimwatch`` command line (crawler/cli/app.py collects the command modules)."""

@@ -1,0 +1,78 @@
+"""Rendering service results on the console: stage lines, the matching progress bar, the claim table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+from crawler.config import Settings
+from crawler.services.app import Progress, claim_summary, describe_stage
+
+if TYPE_CHECKING:
+    from crawler.services.crawling import StageResult
+
+
+class ConsoleObserver:
+    """The stage observer of the command line: stage lines and notes on stderr, a progress bar while
+    matching when stderr is a terminal."""
+
+    def stage_finished(self, result: StageResult) -> None:
+        typer.echo(describe_stage(result), err=True)
+        if result.error:
+            typer.secho(f"  {result.error}", fg=typer.colors.YELLOW, err=True)
+
+    def note(self, message: str) -> None:
+        typer.echo(message, err=True)
+
+    def match_progress(self) -> AbstractContextManager[Progress | None]:
+        return match_progress()
+
+
+@contextmanager
+def match_progress() -> Iterator[Progress]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("match", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
+
+
+def print_summary(settings: Settings, claim_set: str | None = None) -> None:
+    """The per-claim table and the document counts that ``run`` and ``demo`` end with."""
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = claim_summary(settings, claim_set)
+    rows, counts = summary.claims, summary.counts
+    table = Table(title="Claims", show_lines=False)
+    for column in ("claim", "matches", "docs", "sources", "languages", "first seen", "last seen", "text"):
+        table.add_column(column, overflow="fold" if column == "text" else "ellipsis")
+    for row in rows:
+        table.add_row(
+            row.key,
+            str(row.matches),
+            str(row.documents),
+            str(row.sources),
+            row.languages or "-",
+            f"{row.first_seen:%Y-%m-%d}" if row.first_seen else "-",
+            f"{row.last_seen:%Y-%m-%d}" if row.last_seen else "-",
+            row.text[:90],
+        )
+    console = Console(width=160)
+    console.print(table)
+    ms = {k.rsplit(".", 1)[1]: v for k, v in counts.items() if k.startswith("documents.match_status.")}
+    console.print(
+        f"documents: {counts['documents']} ({counts.get('documents.ok', 0)} relevant, "
+        f"{counts.get('documents.irrelevant', 0)} irrelevant, {counts.get('documents.failed', 0)} failed; "
+        f"{ms.get('duplicate', 0)} syndicated copies, {ms.get('not_scored', 0)} not scored by this model, "
+        f"{ms.get('pending', 0)} pending) · matches: {counts['matches']} · claims: {counts['claims']}"
+    )
