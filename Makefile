@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint migrations-check clean
+.PHONY: install demo test test-fast lint lint-imports migrations-check clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,23 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-lint: install
+# the tests that load no model and run no crawl (a few minutes)
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# import direction and no import cycles: the contracts in pyproject.toml ([tool.importlinter])
+lint-imports: install
+	$(BIN)/lint-imports
+
+# alembic upgrade head + alembic check (models and migrations agree) on SQLite, and on PostgreSQL
+# (PG_ADMIN_URL: a server where a scratch database may be created and dropped; empty: SQLite only)
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/test
+migrations-check: install
+	$(BIN)/python scripts/check_migrations.py $(if $(PG_ADMIN_URL),--postgres $(PG_ADMIN_URL))
 
 clean:
 	rm -rf $(VENV) claimwatch-demo.db* crawls .pytest_cache
