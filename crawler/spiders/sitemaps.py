@@ -17,6 +17,7 @@ from scrapy.utils.sitemap import Sitemap
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
 from pipelines.urls import canonicalize_url
+from pipelines.xml_prolog import declares_entities
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                     yield request
             return
         body = self._get_sitemap_body(response)
+        if body and declares_entities(body):
+            reason = "error: malformed sitemap: DTD entity declarations refused (entity amplification risk)"
+            logger.warning("%s: %s: %s", source["key"], response.url, reason)
+            yield SourceStateItem(source["key"], reason, False)
+            return
         sitemap = None
         if body:
             try:
@@ -137,7 +143,7 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                 new += 1
                 yield request
         self.crawler.stats.inc_value("claimwatch/sitemap_entries", entries)
-        # lxml recovers from errors, entity-expansion bombs included, by dropping what it cannot read
+        # lxml recovers from errors by dropping what it cannot read
         errors = getattr(getattr(sitemap, "xmliter", None), "error_log", None)
         if not entries and errors:
             reason = f"error: malformed sitemap: {errors[-1].message}"
