@@ -41,7 +41,7 @@ from pipelines.retrieval_metrics import (
     rank_candidates,
     reciprocal_rank,
 )
-from tests.test_cli import cli_environment
+from tests.helpers import cli_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from crawler.cli.app import main; main(sys.argv[1:])"

@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, text
 
 from crawler.demo.site import DemoSite
 from tests.conftest import loopback_crawl_env
+from tests.helpers import claimwatch, free_port, start_claimwatch
 from tests.servers import StallingSmtpSink
-from tests.test_cli import claimwatch, free_port, start_claimwatch
 
 
 def site_path(url: str | None) -> str | None:

@@ -35,7 +35,7 @@ from tests.conftest import (
     postgres_available,
     require_service,
 )
-from tests.test_cli import claimwatch, start_claimwatch
+from tests.helpers import claimwatch, start_claimwatch
 
 REDIS_URL = os.environ.get("CLAIMWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
