@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -95,7 +96,7 @@ class CrawlRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
     kind: Mapped[str] = mapped_column(String(20), comment="Stage: crawl, match, run or demo.")
     status: Mapped[str] = mapped_column(
-        String(20), default="running", comment="running, succeeded, failed or interrupted."
+        String(20), default=RunStatus.RUNNING, comment="running, succeeded, failed or interrupted."
     )
     started_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Start (naive UTC).")
     finished_at: Mapped[datetime | None] = mapped_column(comment="End (naive UTC); empty while running.")
