@@ -198,6 +198,12 @@ class Settings:
         "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
         "died on the same host is taken over at once; on another host after this time.",
     )
+    corpora_dir: str = _setting(
+        "../shared/corpora",
+        "Directory of the evaluation corpora (`checkthat-2a/`, `article-extraction-benchmark/`, ...) "
+        "that `eval checkthat`, `eval fit-fusion` and `bench` read when no `--data`/`--corpora` is "
+        "given; a relative path is taken from the working directory.",
+    )
     redis_url: str = _setting(
         "",
         "Redis URL (`redis://host:6379/0`) shared by several crawl processes: with it, crawls use "

@@ -116,7 +116,7 @@ class ExtractPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractPipeline:
-        return cls(crawler, crawler.settings.getbool("CLAIMWATCH_RELEVANCE_FILTER", True))
+        return cls(crawler, crawler.settings.getbool("CLAIMWATCH_RELEVANCE_FILTER"))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PageItem):
@@ -170,8 +170,8 @@ class StorePipeline:
             crawler.settings.get("CLAIMWATCH_DATABASE_URL"),
             crawler.settings.getint("CLAIMWATCH_RUN_ID") or None,
             # crawler/config.py store_batch_size, store_flush_seconds
-            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),
-            crawler.settings.getfloat("CLAIMWATCH_STORE_FLUSH_SECONDS", 2.0),
+            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE"),
+            crawler.settings.getfloat("CLAIMWATCH_STORE_FLUSH_SECONDS"),
         )
 
     def open_spider(self, spider: Any = None) -> None:

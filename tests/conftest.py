@@ -14,9 +14,8 @@ import pytest
 
 from db.migrate import upgrade_database
 from db.session import make_engine, make_sessionmaker
+from tests.helpers import SHARED
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 POSTGRES_ADMIN_URL = os.environ.get(
     "CLAIMWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -22,6 +22,8 @@ from db.queries import active_claims, store_documents, store_matches, sync_claim
 from db.session import make_engine, make_sessionmaker, session_scope
 from db.timeutil import utcnow
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
 CLI = (sys.executable, "-m", "crawler.cli")
 
 

@@ -69,11 +69,6 @@ class BenchOptions:
     relevance_filter: bool = False
 
 
-def default_corpora_dir() -> Path:
-    """``../shared/corpora`` relative to the project root."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
-
-
 def bench_settings(
     settings: Settings, database_url: str, work_dir: Path, relevance_filter: bool = False
 ) -> Settings:

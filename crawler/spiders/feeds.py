@@ -82,7 +82,7 @@ class FeedSpider(ArticleSpider):
                 source["key"], "304 not modified", True, source.get("etag"), source.get("last_modified")
             )
             return
-        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES", 1000)
+        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES")
         body, had_dtd = without_internal_dtd(response.body)
         body, total = first_entries(body, limit)
         parsed = feedparser.parse(body, response_headers={"content-location": response.url})

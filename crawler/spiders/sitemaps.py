@@ -110,7 +110,7 @@ class NewsSitemapSpider(ArticleSpider, SitemapSpider):
                     reason = f"too large: gzipped sitemap over DOWNLOAD_MAXSIZE ({self._max_size} B) unpacked"
                 yield SourceStateItem(source["key"], f"error: {reason}", False)
             return
-        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES", 1000)
+        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES")
         if sitemap.type == "sitemapindex":
             for n, entry in enumerate(sitemap):
                 if n >= limit:
