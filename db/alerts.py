@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Alert, AlertItem, Claim, CrawlRun, Delivery, Document, Match, Subscription
@@ -39,8 +39,18 @@ def claim_exists(session: Session, claim_set: str, claim_key: str) -> bool:
     return bool(session.scalar(query))
 
 
-def new_matches(session: Session, claim_ids: Sequence[int]) -> list[MatchedPassage]:
-    """Matches whose story (the original of a syndicated copy) no earlier alert of the claim covered."""
+def alerting(rebuttals: bool = True) -> ColumnElement[bool]:
+    """Matches that may alert: never those reviewed wrong; rebuttals (reviewed, else predicted) only
+    with ``rebuttals`` (setting alert_rebuttals)."""
+    condition = func.coalesce(Match.verdict, "") != "wrong"
+    if not rebuttals:
+        condition = and_(condition, func.coalesce(Match.verdict, Match.predicted_stance, "") != "rebuts")
+    return condition
+
+
+def new_matches(session: Session, claim_ids: Sequence[int], rebuttals: bool = True) -> list[MatchedPassage]:
+    """Matches whose story (the original of a syndicated copy) no earlier alert of the claim covered;
+    matches reviewed wrong never (and rebuttals only with ``rebuttals``)."""
     if not claim_ids:
         return []
     original = aliased(Document)
@@ -58,18 +68,20 @@ def new_matches(session: Session, claim_ids: Sequence[int]) -> list[MatchedPassa
             func.coalesce(original.published_at, original.fetched_at),
             Match.passage,
             Match.score,
+            func.coalesce(Match.verdict, Match.predicted_stance),
+            Match.verdict.is_not(None),
         )
         .select_from(Match)
         .join(Document, Document.id == Match.document_id)
         .join(original, original.id == story_id)
-        .where(Match.claim_id.in_(list(claim_ids)), ~covered)
+        .where(Match.claim_id.in_(list(claim_ids)), ~covered, alerting(rebuttals))
         .order_by(Match.id)
     )
-    return [MatchedPassage(*tuple(row)) for row in rows]
+    return [MatchedPassage(*tuple(row)) for row in rows]  # the last column is `reviewed`
 
 
 def match_history(
-    session: Session, claim_ids: Sequence[int], since: datetime
+    session: Session, claim_ids: Sequence[int], since: datetime, rebuttals: bool = True
 ) -> dict[int, list[tuple[int, datetime]]]:
     """Per claim: (story id, seen at) of every match seen since ``since`` (for trends and spikes)."""
     history: dict[int, list[tuple[int, datetime]]] = {}
@@ -83,7 +95,7 @@ def match_history(
         .select_from(Match)
         .join(Document, Document.id == Match.document_id)
         .join(original, original.id == story_id)
-        .where(Match.claim_id.in_(list(claim_ids)), seen_at >= since)
+        .where(Match.claim_id.in_(list(claim_ids)), seen_at >= since, alerting(rebuttals))
     )
     for claim_id, story, when in rows:
         history.setdefault(claim_id, []).append((story, when))

@@ -34,9 +34,9 @@ from pipelines.alerts import (
     parse_address,
 )
 from pipelines.dedup import content_hash, simhash
-from tests.conftest import SmtpSink
 from tests.helpers import (
     NOW,
+    SmtpSink,
     add_documents,
     add_matches,
     alert_settings,

@@ -19,7 +19,7 @@ from crawler.config import Settings, load_settings
 from crawler.crawl_process import build_scrapy_settings
 from crawler.item_pipelines import ExtractPipeline, page_to_record
 from crawler.items import PageItem
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 CORPORA = SHARED / "corpora"
 AEB = CORPORA / "article-extraction-benchmark"

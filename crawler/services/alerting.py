@@ -183,9 +183,9 @@ def compute_digests(
         return [], []
     rules = recurrence_rules(settings)
     ids = [c.id for c in wanted]
-    new = new_matches(session, ids)
+    new = new_matches(session, ids, rebuttals=settings.alert_rebuttals)
     since = datetime.combine(now.date() - timedelta(days=rules.history_days - 1), datetime.min.time())
-    history = match_history(session, ids, since)
+    history = match_history(session, ids, since, rebuttals=settings.alert_rebuttals)
     new_by_claim: dict[int, list[MatchedPassage]] = {}
     for match in new:
         new_by_claim.setdefault(match.claim_id, []).append(match)
