@@ -198,6 +198,16 @@ class Settings:
         "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
         "died on the same host is taken over at once; on another host after this time.",
     )
+    doctor_stale_days: int = _setting(
+        30,
+        "`claimwatch doctor --sources` calls a source stale when its newest item is older than this many "
+        "days.",
+    )
+    doctor_min_free_mb: int = _setting(
+        500,
+        "`claimwatch doctor` fails when less than this many MB are free where the database (SQLite), the "
+        "caches or the crawl state live.",
+    )
     redis_url: str = _setting(
         "",
         "Redis URL (`redis://host:6379/0`) shared by several crawl processes: with it, crawls use "
@@ -327,6 +337,7 @@ def _validate(settings: Settings) -> None:
         "store_batch_size",
         "download_timeout",
         "max_source_entries",
+        "doctor_stale_days",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")

@@ -103,14 +103,21 @@ def claims_validate(path: Annotated[Path, typer.Argument(help="Claims file to ch
 def sources_list(
     all_sources: Annotated[bool, typer.Option("--all", help="Include disabled sources.")] = False,
 ) -> None:
-    """List crawl sources with their last fetch status."""
+    """List crawl sources: key, kind, language, country, perspective, last fetch status, the latest
+    `claimwatch doctor --sources` verdict, address."""
     from db.queries import list_sources
+    from db.source_checks import source_checks
 
     with clean_errors():
         sessions = open_sessions(state.settings())
         with sessions() as session:
             rows = list_sources(session, enabled_only=not all_sources)
+            checks = source_checks(session)
     for s in rows:
+        check = checks.get(s.id)
+        checked = f"doctor: {check.status} {check.checked_at:%Y-%m-%d}" if check else "doctor: not run"
+        if check is not None and check.moved_to and check.moved_to != s.url:
+            checked += f" (moved to {check.moved_to})"
         typer.echo(
             "\t".join(
                 [
@@ -120,6 +127,7 @@ def sources_list(
                     s.country or "-",
                     s.perspective or "-",
                     s.last_status or "never fetched",
+                    checked,
                     s.url,
                 ]
             )
