@@ -354,7 +354,16 @@ DEMO_DATABASE_URL = "sqlite:///claimwatch-demo.db"
 
 
 def demo(
-    port: Annotated[int, typer.Option("--port", help="Port of the demo site on 127.0.0.1.")] = 8765,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="Port of the demo site on 127.0.0.1 (default: 8765, or a free port when 8765 is taken; "
+            "0: any free port).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -369,10 +378,12 @@ def demo(
     from crawler.demo.runner import demo_settings, run_demo, serve_demo
 
     if serve:
-        serve_demo(
-            port,
-            on_ready=lambda url: typer.echo(f"serving the demo site at {url}/ — Ctrl-C to stop", err=True),
-        )
+        with clean_errors():
+            serve_demo(
+                port,
+                on_ready=announce_site,
+                note=lambda message: typer.echo(message, err=True),
+            )
         return
     settings = state.settings()
     url = database_url or state.database_url or DEMO_DATABASE_URL
