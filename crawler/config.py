@@ -54,8 +54,10 @@ class Settings:
     )
     match_threshold: float | None = _setting(
         None,
-        "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "
-        "for the model (pipelines/thresholds.json).",
+        "Match score at or above which a passage matches a claim. The score is the fused one: the "
+        "passage-claim cosine combined with the claim-context cosine and BM25 coverage by the model's "
+        "fitted weights (pipelines/fusion.json; plain cosine for other models). Empty: the default "
+        "calibrated on that score for the model (pipelines/thresholds.json).",
     )
     relevance_filter: bool = _setting(
         True,

@@ -370,7 +370,11 @@ class Match(Base):
         Integer, comment="Character offset of the passage in documents.text."
     )
     passage_end: Mapped[int] = mapped_column(Integer, comment="Character offset just after the passage.")
-    score: Mapped[float] = mapped_column(Float, comment="Cosine similarity of passage and claim embeddings.")
+    score: Mapped[float] = mapped_column(
+        Float,
+        comment="Match score: the cosine of passage and claim embeddings, fused with the other parts of "
+        "score_components when the matcher combines several.",
+    )
     threshold: Mapped[float] = mapped_column(Float, comment="Threshold in force when the match was stored.")
     model: Mapped[str] = mapped_column(String(300), comment="Embedding model.")
     model_revision: Mapped[str] = mapped_column(String(200), comment="Revision of the embedding model.")

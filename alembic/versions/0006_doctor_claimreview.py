@@ -1,5 +1,6 @@
 """source_checks (the latest `claimwatch doctor --sources` probe of each source); the fact-checker's
-review on claims (ClaimReview: verdict, claimant, review_url, reviewer, reviewed_at, language)
+review on claims (ClaimReview: verdict, claimant, review_url, reviewer, reviewed_at, language);
+matches.score described as the fused score it is
 
 Re-creates claim_lifecycle (with the review columns) and source_health (with the probe columns).
 
@@ -51,8 +52,24 @@ def create_views(views: Sequence[View], dialect: str) -> None:
                 op.execute(f"COMMENT ON COLUMN {view.name}.{column.name} IS '{_quote(column.description)}'")
 
 
+SCORE_OLD = "Cosine similarity of passage and claim embeddings."
+SCORE_NEW = (
+    "Match score: the cosine of passage and claim embeddings, fused with the other parts of "
+    "score_components when the matcher combines several."
+)
+
+
+def score_comment(comment: str, existing: str) -> None:
+    # SQLite stores no column comments (and would rebuild the table under its views to change one)
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column(
+            "matches", "score", existing_type=sa.Float(), comment=comment, existing_comment=existing
+        )
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
+    score_comment(SCORE_NEW, SCORE_OLD)
     for view in VIEWS_CHANGED_0006:
         op.execute(drop_view_sql(view))
     for name, kind, comment in CLAIM_COLUMNS:
@@ -89,6 +106,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
+    score_comment(SCORE_OLD, SCORE_NEW)
     for view in VIEWS_CHANGED_0006:
         op.execute(drop_view_sql(view))
     op.drop_table("source_checks")
