@@ -44,6 +44,7 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "AUTOTHROTTLE_ENABLED": settings.autothrottle,
         "AUTOTHROTTLE_START_DELAY": max(settings.download_delay, 0.1),
         "LOG_LEVEL": settings.log_level,
+        "LOG_INSTALL_ROOT_HANDLER": True,
         "CLAIMWATCH_DATABASE_URL": settings.database_url,
         "CLAIMWATCH_RUN_ID": run_id,
         "CLAIMWATCH_ALLOW_LOOPBACK": settings.allow_loopback,
@@ -96,7 +97,9 @@ def run(
 ) -> dict[str, dict[str, Any]]:
     kinds = [SPIDER_KINDS[name] for name in spiders]
     sources = source_dicts(settings, kinds)
-    process = CrawlerProcess(build_scrapy_settings(settings, run_id, log_file), install_root_handler=True)
+    # the root log handler comes from the LOG_INSTALL_ROOT_HANDLER setting: the install_root_handler
+    # argument is deprecated (a ScrapyDeprecationWarning on every crawl)
+    process = CrawlerProcess(build_scrapy_settings(settings, run_id, log_file))
     classes = spider_classes()
     crawlers = {}
     for name in spiders:

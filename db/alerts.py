@@ -27,7 +27,10 @@ DELIVERY_STATUSES = tuple(DeliveryStatus)
 
 def claim_refs(session: Session) -> list[ClaimRef]:
     rows = session.scalars(select(Claim).where(Claim.active.is_(True)).order_by(Claim.claim_set, Claim.key))
-    return [ClaimRef(c.id, c.claim_set, c.key, c.text) for c in rows]
+    return [
+        ClaimRef(c.id, c.claim_set, c.key, c.text, c.verdict, c.claimant, c.review_url, c.reviewer)
+        for c in rows
+    ]
 
 
 def claim_exists(session: Session, claim_set: str, claim_key: str) -> bool:

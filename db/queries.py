@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -381,6 +381,31 @@ class ClaimSync:
     unchanged: int
 
 
+# fields of a claim's ``extra`` kept in their own columns: a fact-checker's review (ClaimReview)
+REVIEW_FIELDS = ("verdict", "claimant", "review_url", "reviewer", "reviewed_at", "language")
+
+
+def review_columns(extra: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the review columns, the rest of ``extra``) of a claim; ``reviewed_at`` may be an ISO string."""
+    extra = dict(extra or {})
+    columns: dict[str, Any] = {}
+    for name in REVIEW_FIELDS:
+        value = extra.pop(name, None)
+        if name == "reviewed_at" and isinstance(value, str):
+            try:
+                value = naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                value = None
+        elif value is not None and not isinstance(value, datetime):
+            value = str(value)
+        columns[name] = value
+    return columns, extra or None
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_hash: Any) -> ClaimSync:
     """Make the stored claim set equal to ``claims`` (objects with id, text, paragraph, extra).
 
@@ -392,6 +417,7 @@ def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_ha
     for claim in claims:
         digest = text_hash(claim.text)
         row = stored.pop(claim.id, None)
+        review, extra = review_columns(claim.extra)
         if row is None:
             session.add(
                 Claim(
@@ -399,17 +425,26 @@ def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_ha
                     key=claim.id,
                     text=claim.text,
                     paragraph=claim.paragraph,
-                    extra=claim.extra or None,
+                    extra=extra,
                     text_hash=digest,
                     active=True,
                     created_at=now,
                     updated_at=now,
+                    **review,
                 )
             )
             added += 1
-        elif row.text_hash != digest or not row.active or row.paragraph != claim.paragraph:
+        elif (
+            row.text_hash != digest
+            or not row.active
+            or row.paragraph != claim.paragraph
+            or row.extra != extra
+            or any(getattr(row, name) != value for name, value in review.items())
+        ):
             row.text, row.text_hash, row.paragraph = claim.text, digest, claim.paragraph
-            row.extra, row.active, row.updated_at = claim.extra or None, True, now
+            row.extra, row.active, row.updated_at = extra, True, now
+            for name, value in review.items():
+                setattr(row, name, value)
             updated += 1
         else:
             unchanged += 1

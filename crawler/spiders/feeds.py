@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import calendar
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import feedparser
@@ -15,6 +14,7 @@ from scrapy.http import Response
 
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
+from pipelines.sourcecheck import feed_entry_time
 from pipelines.xml_prolog import without_internal_dtd
 
 logger = logging.getLogger(__name__)
@@ -37,13 +37,7 @@ def first_entries(body: bytes, limit: int) -> tuple[bytes, int]:
 
 
 def entry_published(entry: Any) -> datetime | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    if not parsed:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    except (OverflowError, ValueError):
-        return None
+    return feed_entry_time(entry)
 
 
 class FeedSpider(ArticleSpider):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -16,6 +15,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
+from pipelines.sourcecheck import parse_w3c_datetime
 from pipelines.urls import canonicalize_url
 from pipelines.xml_prolog import declares_entities
 
@@ -40,17 +40,6 @@ class NewsSitemap(Sitemap):
         if entry is not None:
             entry.update(news)
         return entry
-
-
-def parse_w3c_datetime(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def robots_sitemap_urls(body: bytes, base_url: str) -> Iterator[str]:
