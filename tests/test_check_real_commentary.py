@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,26 @@ def test_text_disagreeing_with_label_is_reported(files) -> None:
 def test_shipped_labels_file_is_valid(capsys) -> None:
     assert checker.main([str(checker.DEFAULT_LABELS)]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
+
+
+WRITTEN = {
+    split: REPO_ROOT / "crawler" / "data" / "labelled" / f"written_{split}.jsonl" for split in ("dev", "test")
+}
+
+
+def test_written_sets_are_valid_and_disjoint() -> None:
+    claim_ids = checker.load_claim_ids(CLAIMS)
+    texts = {}
+    for split, path in WRITTEN.items():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for row in rows:
+            assert row["kind"] in ("restates", "hard-negative", "on-topic", "off-topic"), row
+            assert (row["claim_id"] is not None) == (row["kind"] == "restates"), row
+            assert row["claim_id"] is None or row["claim_id"] in claim_ids, row
+            assert row.get("near") is None or row["near"] in claim_ids, row
+        texts[split] = {row["passage"] for row in rows}
+        assert len(texts[split]) == len(rows), f"{path.name} repeats a passage"
+        restates = Counter(row["language"] for row in rows if row["kind"] == "restates")
+        # the language groups: Russian+Ukrainian and Azerbaijani+Turkish
+        assert restates["ru"] + restates["uk"] >= 40 and restates["az"] + restates["tr"] >= 40, restates
+    assert not texts["dev"] & texts["test"], "dev and test share a sentence"
