@@ -234,6 +234,7 @@ def test_exit_status_when_essential_checks_fail(tmp_path: Path, monkeypatch: pyt
     result = CliRunner().invoke(app, ["doctor", "--no-models"])
     assert result.exit_code == 1
     assert "claimwatch init" in result.output and "essential checks failed: database" in result.output
+    assert not (tmp_path / "never-initialised.db").exists()  # checking created no empty database
 
 
 def test_no_usable_source_is_essential(database_url: str, sessions: Any, tmp_path: Path) -> None:
