@@ -371,6 +371,7 @@ class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         reason = address_refusal(newurl, self.allow_loopback)
         if reason:
+            fp.close()  # the redirect response holds the connection
             raise Refused(f"redirected to {newurl}: blocked: {reason}")
         self.hops.append((code, newurl))
         return super().redirect_request(req, fp, code, msg, headers, newurl)
