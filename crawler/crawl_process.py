@@ -21,6 +21,7 @@ from scrapy.settings import Settings as ScrapySettings
 from crawler.config import Settings, load_settings
 from db.queries import finish_run, list_sources
 from db.session import check_connection, make_engine, make_sessionmaker, session_scope
+from pipelines.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     pages = sum(s.get("downloader/response_count", 0) for s in stats.values())
     store_errors = sum(s.get("claimwatch/unstored_at_close", 0) for s in stats.values())
-    status = "failed" if store_errors else "succeeded"
+    status = RunStatus.FAILED if store_errors else RunStatus.SUCCEEDED
     error = f"{store_errors} documents could not be stored" if store_errors else None
     with session_scope(sessions) as session:
         finish_run(session, args.run_id, status, error=error, stats=stats, counters={"pages_fetched": pages})
-    return 0 if status == "succeeded" else 1
+    return 0 if status == RunStatus.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

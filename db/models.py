@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -130,7 +131,7 @@ class CrawlRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
     kind: Mapped[str] = mapped_column(String(20), comment="Stage: crawl, match, run or demo.")
     status: Mapped[str] = mapped_column(
-        String(20), default="running", comment="running, succeeded, failed or interrupted."
+        String(20), default=RunStatus.RUNNING, comment="running, succeeded, failed or interrupted."
     )
     started_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Start (naive UTC).")
     finished_at: Mapped[datetime | None] = mapped_column(comment="End (naive UTC); empty while running.")
@@ -388,6 +389,22 @@ class Match(Base):
         comment="Named parts of the score (JSON object of floats, e.g. cosine and lexical) when the "
         "matcher combines several; empty for plain cosine matches."
     )
+    predicted_stance: Mapped[str | None] = mapped_column(
+        String(10),
+        comment="Automatic stance of the passage toward the claim (pipelines/stance.py): restates, rebuts "
+        "or reports. A prediction, never a review.",
+    )
+    stance_confidence: Mapped[float | None] = mapped_column(
+        Float, comment="Confidence of predicted_stance (0-1)."
+    )
+    verdict: Mapped[str | None] = mapped_column(
+        String(10),
+        comment="Latest reviewed verdict (restates, rebuts, reports or wrong); empty: not reviewed. Kept "
+        "equal to the latest match_reviews row by triggers.",
+    )
+    review_id: Mapped[int | None] = mapped_column(
+        Integer, comment="match_reviews.id of that latest review (kept by triggers)."
+    )
 
     document: Mapped[Document] = relationship()
     claim: Mapped[Claim] = relationship()
@@ -398,8 +415,59 @@ class Match(Base):
         Index("ix_matches_claim_document_score", "claim_id", "document_id", "score"),
         # match_details of one claim, best first (migration 0005)
         Index("ix_matches_claim_score", "claim_id", "score"),
+        # claim_review_stats and the review queue: reviewed matches per claim (migration 0007)
+        Index("ix_matches_verdict_claim", "verdict", "claim_id"),
         {"comment": "A passage of a document that matches a claim at or above the threshold."},
     )
+
+
+VERDICTS = ("restates", "rebuts", "reports", "wrong")
+
+
+class MatchReview(Base):
+    """A researcher's verdict on a match; every review is kept, the latest one counts."""
+
+    __tablename__ = "match_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    match_id: Mapped[int] = mapped_column(
+        ForeignKey("matches.id", ondelete="CASCADE"), comment="The reviewed match."
+    )
+    verdict: Mapped[str] = mapped_column(
+        String(10),
+        comment="restates (asserts the claim), rebuts (denies or argues against it), reports (attributes "
+        "it without endorsing it) or wrong (not about this claim).",
+    )
+    reviewer: Mapped[str] = mapped_column(String(120), comment="Who reviewed (login name or --reviewer).")
+    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When (naive UTC).")
+    note: Mapped[str | None] = mapped_column(comment="Optional note of the reviewer.")
+    via: Mapped[str] = mapped_column(
+        String(20), default="set", comment="How the verdict came in: terminal, import or set."
+    )
+
+    __table_args__ = (
+        Index("ix_match_reviews_match_latest", "match_id", "reviewed_at", "id"),
+        {"comment": "Reviewed verdicts on matches, with reviewer, time and note; history kept, the latest "
+         "counts (copied to matches.verdict by triggers)."},
+    )  # fmt: skip
+
+
+class ClaimThreshold(Base):
+    """A claim's own match threshold, fitted on its reviewed matches (`calibrate --from-reviews`)."""
+
+    __tablename__ = "claim_thresholds"
+
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id", ondelete="CASCADE"), primary_key=True, comment="claims.id"
+    )
+    threshold: Mapped[float] = mapped_column(Float, comment="Score at or above which a match is kept.")
+    reviews: Mapped[int] = mapped_column(Integer, comment="Reviewed matches it was fitted on.")
+    precision: Mapped[float | None] = mapped_column(
+        Float, comment="Precision among those reviews at the threshold."
+    )
+    fitted_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When it was fitted (naive UTC).")
+
+    __table_args__ = {"comment": "Per-claim match thresholds fitted on reviewed verdicts."}
 
 
 # --- aggregates behind the research views (db/aggregates.py keeps them exact with triggers) ---------
@@ -424,23 +492,37 @@ class ClaimDocument(Base):
     source_id: Mapped[int] = mapped_column(Integer, comment="sources.id of the document; 0: no source.")
     outlet: Mapped[str | None] = mapped_column(String(255), comment="Outlet of the document.")
     language: Mapped[str | None] = mapped_column(String(12), comment="Language of the document.")
+    restates: Mapped[int] = mapped_column(
+        Integer,
+        server_default="0",
+        comment="Of those passages: restating the claim (verdict, else predicted).",
+    )
+    rebuts: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those passages: rebutting it (verdict, else predicted)."
+    )
+    reports: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those passages: reporting it (verdict, else predicted)."
+    )
 
     __table_args__ = (
         # covering indexes: each rollup group is recomputed from the index alone
         Index(
             "ix_claim_documents_day",
             "claim_id", "day", "source_id", "outlet", "language", "matches", "best_score", "seen_at",
+            "restates", "rebuts", "reports",
         ),
         Index(
             "ix_claim_documents_week",
             "claim_id", "week_start", "source_id", "outlet", "language", "matches", "best_score",
+            "restates", "rebuts", "reports",
         ),
         Index(
             "ix_claim_documents_source",
             "claim_id", "source_id", "outlet", "matches", "best_score", "seen_at",
+            "restates", "rebuts", "reports",
         ),
         {"comment": "Per claim and original document with matches: passages, best score, seen day, "
-         "source, outlet, language (maintained by triggers)."},
+         "source, outlet, language; matches reviewed wrong excluded (maintained by triggers)."},
     )  # fmt: skip
 
 
@@ -459,6 +541,15 @@ class ClaimDayStats(Base):
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
     first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
     last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {"comment": "Per claim per day: the rollup behind claim_daily (maintained by triggers)."}
 
@@ -476,6 +567,15 @@ class ClaimWeekStats(Base):
     outlets: Mapped[int] = mapped_column(Integer, comment="Distinct outlets of those documents.")
     languages: Mapped[int] = mapped_column(Integer, comment="Distinct languages of those documents.")
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {
         "comment": "Per claim per ISO week: the rollup behind claim_weekly (maintained by triggers)."
@@ -497,6 +597,15 @@ class ClaimSourceStats(Base):
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
     first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
     last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {
         "comment": "Per claim per source: the rollup behind claim_sources (maintained by triggers)."

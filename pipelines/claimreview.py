@@ -177,9 +177,14 @@ def _make_claim(
     return Claim(review_id(url), text, None, claim_set, extra)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _from_schema(node: dict[str, Any], claim_set: str, where: str) -> Claim | str:
-    item = node.get("itemReviewed") if isinstance(node.get("itemReviewed"), dict) else {}
-    rating = node.get("reviewRating") if isinstance(node.get("reviewRating"), dict) else {}
+    item = _object(node.get("itemReviewed"))
+    rating = _object(node.get("reviewRating"))
     url = node.get("url") or (node.get("@id") if str(node.get("@id", "")).startswith("http") else None)
     metadata = {
         "verdict": _text(rating.get("alternateName")) or _text(rating.get("name")),
@@ -225,7 +230,8 @@ def parse_claimreview(content: str, path: Path | str, claim_set: str | None = No
                 if not isinstance(claim, dict):
                     out.skipped.append(f"{path}: claims[{c}] is not an object")
                     continue
-                reviews = claim.get("claimReview") if isinstance(claim.get("claimReview"), list) else []
+                found = claim.get("claimReview")
+                reviews: list[Any] = found if isinstance(found, list) else []
                 for r, review in enumerate(reviews):
                     where = f"{path}: claims[{c}].claimReview[{r}]"
                     made = (

@@ -15,26 +15,12 @@ from scrapy.http import Response
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
 from pipelines.sourcecheck import feed_entry_time
+from pipelines.xml_prolog import without_internal_dtd
 
 logger = logging.getLogger(__name__)
 
-# An internal DTD subset may declare entities that expand exponentially ("billion laughs"). feedparser
-# only strips declarations at the start of a line, and expat expands up to its amplification limit
-# (megabytes, seconds of CPU in the reactor thread): feeds have no use for them.
-_DTD_SUBSET_START = re.compile(rb"<!DOCTYPE[^\[>]{0,1000}\[")
-_DTD_SUBSET_END = re.compile(rb"\]\s*>")
-_PROLOG_BYTES = 4096
 _ENTRY_START = re.compile(rb"<(?:[A-Za-z][\w.-]*:)?(?:item|entry)[\s>/]")
 _ENTRY_END = re.compile(rb"</(?:[A-Za-z][\w.-]*:)?(?:item|entry)\s*>")
-
-
-def without_internal_dtd(body: bytes) -> tuple[bytes, bool]:
-    """The feed without an internal DTD subset (looked for in the prolog), and whether it had one."""
-    start = _DTD_SUBSET_START.search(body, 0, _PROLOG_BYTES)
-    end = _DTD_SUBSET_END.search(body, start.end()) if start else None
-    if start is None or end is None:
-        return body, False
-    return body[: start.start()] + body[end.end() :], True
 
 
 def first_entries(body: bytes, limit: int) -> tuple[bytes, int]:
@@ -90,7 +76,7 @@ class FeedSpider(ArticleSpider):
                 source["key"], "304 not modified", True, source.get("etag"), source.get("last_modified")
             )
             return
-        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES", 1000)
+        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES")
         body, had_dtd = without_internal_dtd(response.body)
         body, total = first_entries(body, limit)
         parsed = feedparser.parse(body, response_headers={"content-location": response.url})

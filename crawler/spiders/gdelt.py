@@ -43,8 +43,8 @@ class GdeltSpider(ArticleSpider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> GdeltSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.api_url = crawler.settings.get("CLAIMWATCH_GDELT_API_URL")
-        spider.download_delay = crawler.settings.getfloat("CLAIMWATCH_GDELT_DELAY", 5.0)
-        spider.max_records = crawler.settings.getint("CLAIMWATCH_GDELT_MAX_RECORDS", 250)
+        spider.download_delay = crawler.settings.getfloat("CLAIMWATCH_GDELT_DELAY")
+        spider.max_records = crawler.settings.getint("CLAIMWATCH_GDELT_MAX_RECORDS")
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
