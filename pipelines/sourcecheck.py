@@ -244,6 +244,12 @@ def classify(
         return Verdict("error", f"HTTP {status}", fix)
     if not_modified:
         return Verdict("ok", "not modified since the last crawl (304)", "")
+    if 300 <= status < 400:
+        return Verdict(
+            "error",
+            f"HTTP {status}: redirected without end (a loop, or too many hops)",
+            "open the address in a browser; the site's redirects need fixing, or the source a new address",
+        )
     if contents is None or contents.parsed_as is None:
         reason = contents.reason if contents is not None else "nothing to read"
         return Verdict(

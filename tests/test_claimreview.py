@@ -145,3 +145,27 @@ def test_review_line_only_with_a_review() -> None:
     assert ClaimRef(1, "s", "k", "t").review_line() is None
     hostile = ClaimRef(1, "s", "k", "t", verdict="False", review_url="javascript:alert(1)")
     assert hostile.review_line() == "Fact-check: False"
+
+
+def test_digest_shows_the_review() -> None:
+    from datetime import date
+
+    from pipelines.alerts import ClaimAlert, Trend, digest_html, digest_text
+
+    claim = ClaimRef(
+        1,
+        "factcheckers",
+        "cr-0123456789abcdef",
+        "Baku recalled its ambassador.",
+        verdict="False",
+        claimant="Social media posts",
+        review_url="https://factdesk.example.org/checks/2025/ambassador-recalled",
+        reviewer="Example Fact Desk",
+    )
+    alert = ClaimAlert(
+        claim, ("recurrence",), 2, 2, ("en",), (), Trend(date(2025, 12, 1), (0, 2), 2, 0.0), ()
+    )
+    line = claim.review_line()
+    assert line is not None
+    assert line in digest_text([alert], datetime(2025, 12, 2, 6), 28).splitlines()
+    assert "Fact-check: False (Example Fact Desk)" in digest_html([alert], datetime(2025, 12, 2, 6), 28)

@@ -23,6 +23,7 @@ import pytest
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.demo.site import DemoArticle, DemoSite, load_articles, reference_date
+from pipelines.sourcecheck import feed_entry_time
 
 NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -267,7 +268,7 @@ def test_feeds_list_their_outlets_articles(site: DemoSite, articles: list[DemoAr
         tracked += sum("utm_source=" in link for link in links)
         assert {without_query(link) for link in links} == by_outlet(articles, outlet_of(source))
         for entry in parsed.entries:
-            assert entry.get("published_parsed") or entry.get("updated_parsed")
+            assert feed_entry_time(entry) is not None
             assert entry.title
     assert {"rss20", "atom10"} <= versions
     assert tracked >= 2

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from crawler.cli.app import app
 from crawler.config import Settings, settings_environment
-from crawler.services.doctor import check_database, check_disk, check_redis, check_smtp, run_doctor
+from crawler.services.doctor import check_database, check_disk, check_redis, check_smtp, fetch, run_doctor
 from db.models import Source, SourceCheck
 from db.queries import upsert_sources
 from db.session import session_scope
@@ -108,6 +108,7 @@ WORLD: dict[str, tuple[str, str, str]] = {
     "robots": ("feed", "/private/feed.xml", "blocked-by-robots"),
     "failing": ("feed", "/broken.xml", "error"),
     "gone": ("sitemap", "/gone.xml", "error"),
+    "loop": ("feed", "/loop.xml", "error"),
     "gdelt": ("gdelt", "(Azerbaijan OR Baku) Russia", "ok"),
 }
 
@@ -132,6 +133,7 @@ def world() -> Iterator[LocalServer]:
                 "/home": Reply(200, b"<html><body><h1>Welcome</h1></body></html>"),
                 "/private/feed.xml": Reply(200, rss(1), RSS),
                 "/broken.xml": Reply(500, b"oops", {"Content-Type": "text/plain"}),
+                "/loop.xml": redirect(301, "/loop.xml"),
                 "/gdelt": Reply(200, gdelt(0.1, 0.5, 3), {"Content-Type": "application/json"}),
             }
         )
@@ -182,6 +184,7 @@ def test_every_classification_against_a_loopback_world(
     assert probes["sitemap"].contents is not None and probes["sitemap"].contents.parsed_as == "urlset"
     assert probes["gdelt"].contents is not None and probes["gdelt"].contents.items == 3
     assert probes["failing"].http_status == 500 and probes["gone"].http_status == 404
+    assert "redirected without end" in probes["loop"].verdict.detail
     assert probes["unchanged"].http_status == 304
     # politeness: robots.txt read once, the robots-blocked address never fetched, one GET per source,
     # the configured User-Agent and the stored validator sent
@@ -200,7 +203,7 @@ def test_every_classification_against_a_loopback_world(
         assert health == verdicts
     # some sources are broken: the summary warns, the exit status stays 0 (sources are not all gone)
     summary = next(c for c in report.checks if c.name == "sources")
-    assert summary.status == "warn" and "13 probed" in summary.detail
+    assert summary.status == "warn" and "14 probed" in summary.detail
     assert report.ok
 
 
@@ -231,6 +234,7 @@ def test_exit_status_when_essential_checks_fail(tmp_path: Path, monkeypatch: pyt
     result = CliRunner().invoke(app, ["doctor", "--no-models"])
     assert result.exit_code == 1
     assert "claimwatch init" in result.output and "essential checks failed: database" in result.output
+    assert not (tmp_path / "never-initialised.db").exists()  # checking created no empty database
 
 
 def test_no_usable_source_is_essential(database_url: str, sessions: Any, tmp_path: Path) -> None:
@@ -361,6 +365,8 @@ def test_classify_order() -> None:
     undated = Contents("rss20", items=2, newest=None, recent=0)
     assert "no dates" in classify(contents=undated, status=200, now=NOW, stale_days=30).detail
     assert classify(contents=None, status=None, error="timed out", now=NOW, stale_days=30).status == "error"
+    loop = classify(contents=None, status=301, now=NOW, stale_days=30)
+    assert loop.status == "error" and "redirected without end" in loop.detail
 
 
 def test_feed_entry_time_does_not_trigger_feedparsers_deprecated_fallback() -> None:
@@ -370,3 +376,13 @@ def test_feed_entry_time_does_not_trigger_feedparsers_deprecated_fallback() -> N
         warnings.simplefilter("error")
         contents = read_body("feed", rss(1, 2), "http://a/f", NOW)
     assert contents.newest is not None and contents.recent == 2
+
+
+def test_probe_keeps_the_crawlers_address_policy() -> None:
+    assert (fetch(Settings(), "http://127.0.0.1:9/feed.xml").error or "").startswith("blocked: loopback")
+    assert (fetch(Settings(), "http://10.1.2.3/feed.xml").error or "").startswith("blocked: private")
+    with LocalServer() as server:
+        server.routes["/away"] = redirect(301, "http://169.254.169.254/latest/meta-data/")
+        away = fetch(Settings(allow_loopback=True), server.base_url + "/away")
+    assert away.error is not None and "redirected to http://169.254.169.254" in away.error
+    assert "link-local" in away.error

@@ -110,6 +110,15 @@ def check_database(settings: Settings) -> Check:
     from db.session import DatabaseUnavailable, check_connection, make_engine
 
     where = redact_url(settings.database_url)
+    missing = sqlite_file(settings)
+    if missing is not None and not missing.exists():  # connecting would create an empty file
+        return Check(
+            "database",
+            "fail",
+            f"{where}: no such file",
+            "run `claimwatch init` (creates the database), or fix setting database_url",
+            essential=True,
+        )
     try:
         engine = make_engine(settings.database_url)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
@@ -137,6 +146,16 @@ def check_database(settings: Settings) -> Check:
             essential=True,
         )
     return Check("database", "ok", f"{where}: reachable, schema at head ({head})")
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The file of a SQLite database (None for other databases and in-memory SQLite)."""
+    if not settings.is_sqlite:
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).database
+    return Path(database).expanduser().resolve() if database and database != ":memory:" else None
 
 
 def check_models(settings: Settings) -> list[Check]:
@@ -270,12 +289,9 @@ def disk_locations(settings: Settings) -> list[tuple[str, Path]]:
     from pipelines.encoding import default_cache_dir
 
     places: list[tuple[str, Path]] = []
-    if settings.is_sqlite:
-        from sqlalchemy.engine import make_url
-
-        database = make_url(settings.database_url).database
-        if database and database != ":memory:":
-            places.append(("database", Path(database).expanduser().resolve().parent))
+    database = sqlite_file(settings)
+    if database is not None:
+        places.append(("database", database.parent))
     cache = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
     places.append(("cache", cache))
     places.append(("crawl state", Path(settings.crawl_dir).expanduser().resolve()))
@@ -355,6 +371,7 @@ class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         reason = address_refusal(newurl, self.allow_loopback)
         if reason:
+            fp.close()  # the redirect response holds the connection
             raise Refused(f"redirected to {newurl}: blocked: {reason}")
         self.hops.append((code, newurl))
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -382,6 +399,8 @@ def fetch(settings: Settings, url: str, headers: dict[str, str] | None = None) -
             out.body = exc.read(settings.download_maxsize + 1)
         except OSError:
             out.body = b""
+        finally:
+            exc.close()  # the error response holds the connection
     except Refused as exc:
         out.error = str(exc)
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -575,21 +594,24 @@ def _probe_and_store(
     from db.source_checks import move_source, record_source_check
 
     sessions = open_sessions(settings)
-    with sessions() as session:
-        rows = list_sources(session, enabled_only=True)
-        session.expunge_all()
-    note(f"probing {len(rows)} sources (robots.txt first, one request each)…")
-    probes = probe_sources(settings, rows, now)
-    when = now.astimezone(UTC).replace(tzinfo=None)
-    out = []
-    with session_scope(sessions) as session:
-        for probe in probes:
-            record_source_check(session, probe.source_id, probe.stored_values(when))
-            if fix_moved and probe.moved_to:
-                move_source(session, probe.source_id, probe.moved_to, when)
-                probe = dataclasses.replace(probe, updated=True)
-            out.append(probe)
-    return out
+    try:
+        with sessions() as session:
+            rows = list_sources(session, enabled_only=True)
+            session.expunge_all()
+        note(f"probing {len(rows)} sources (robots.txt first, one request each)…")
+        probes = probe_sources(settings, rows, now)
+        when = now.astimezone(UTC).replace(tzinfo=None)
+        out = []
+        with session_scope(sessions) as session:
+            for probe in probes:
+                record_source_check(session, probe.source_id, probe.stored_values(when))
+                if fix_moved and probe.moved_to:
+                    move_source(session, probe.source_id, probe.moved_to, when)
+                    probe = dataclasses.replace(probe, updated=True)
+                out.append(probe)
+        return out
+    finally:
+        sessions.kw["bind"].dispose()
 
 
 def verdict_counts(probes: Iterable[SourceProbe]) -> dict[str, int]:
