@@ -605,6 +605,21 @@ def test_calibrate_from_reviews_cli(database_url: str, sessions) -> None:  # typ
         assert session.scalar(select(func.count()).select_from(ClaimThreshold)) >= 1
 
 
+def test_report_shows_reviewed_precision_and_stances(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    from crawler.services.reporting import build_report
+
+    data = fill(sessions)
+    with session_scope(sessions) as session:
+        set_verdict(session, match_of(data, 0), "restates", "alice")
+        set_verdict(session, match_of(data, 1), "wrong", "alice")
+    with sessions() as session:
+        page = build_report(session)
+    reviews = page.split("<table id=reviews>", 1)[1].split("</table>", 1)[0]
+    assert "<td>c1</td><td class=n>3</td><td class=n>2</td><td class=n>0.50</td>" in reviews
+    assert "restates <small>(reviewed)</small>" in page and "<small>(predicted)</small>" in page
+    assert PASSAGES[1][2] not in page  # reviewed wrong: not among the latest matches
+
+
 def test_export_refuses_unknown_format(database_url: str, sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fill(sessions)
     result = invoke(database_url, "review", "export", "--format", "ods", "-o", str(tmp_path / "x.ods"))
