@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -178,6 +178,13 @@ def test_views_and_aggregates_exact_with_verdicts(database_url: str, sessions) -
         latest = session.scalars(select(MatchReview.id).order_by(MatchReview.id.desc()).limit(25)).all()
         for review_id in latest:
             undo_review(session, review_id)
+    assert_views_equal_direct(engine)
+    # deletes cascading to reviews: reviewed matches, a document and a claim with reviewed matches
+    with session_scope(sessions) as session:
+        reviewed = session.scalars(select(Match).where(Match.verdict.is_not(None)).order_by(Match.id)).all()
+        session.execute(delete(Match).where(Match.id.in_([m.id for m in reviewed[:5]])))
+        session.execute(delete(Document).where(Document.id == reviewed[6].document_id))
+        session.execute(delete(Claim).where(Claim.id == reviewed[-1].claim_id))
     assert_views_equal_direct(engine)
     assert_aggregates_equal_rebuild(engine)
     with engine.connect() as connection:
