@@ -783,7 +783,8 @@ _REVIEWED = (
     "r AS (\n    SELECT m.claim_id, COUNT(*) AS reviewed, "
     + _VERDICT_COUNTS
     + "\n    FROM matches m {join_documents} ON d.id = m.document_id\n"
-    "    WHERE m.verdict IS NOT NULL AND {original} GROUP BY m.claim_id\n)"
+    "    WHERE m.verdict IN ('restates', 'rebuts', 'reports', 'wrong') AND {original}\n"
+    "    GROUP BY m.claim_id\n)"
 )
 
 CLAIM_REVIEW_STATS = View(
