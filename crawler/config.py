@@ -54,8 +54,10 @@ class Settings:
     )
     match_threshold: float | None = _setting(
         None,
-        "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "
-        "for the model (pipelines/thresholds.json).",
+        "Match score at or above which a passage matches a claim. The score is the fused one: the "
+        "passage-claim cosine combined with the claim-context cosine and BM25 coverage by the model's "
+        "fitted weights (pipelines/fusion.json; plain cosine for other models). Empty: the default "
+        "calibrated on that score for the model (pipelines/thresholds.json).",
     )
     relevance_filter: bool = _setting(
         True,
@@ -212,6 +214,22 @@ class Settings:
         "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
         "died on the same host is taken over at once; on another host after this time.",
     )
+    corpora_dir: str = _setting(
+        "../shared/corpora",
+        "Directory of the evaluation corpora (`checkthat-2a/`, `article-extraction-benchmark/`, ...) "
+        "that `eval checkthat`, `eval fit-fusion` and `bench` read when no `--data`/`--corpora` is "
+        "given; a relative path is taken from the working directory.",
+    )
+    doctor_stale_days: int = _setting(
+        30,
+        "`claimwatch doctor --sources` calls a source stale when its newest item is older than this many "
+        "days.",
+    )
+    doctor_min_free_mb: int = _setting(
+        500,
+        "`claimwatch doctor` fails when less than this many MB are free where the database (SQLite), the "
+        "caches or the crawl state live.",
+    )
     redis_url: str = _setting(
         "",
         "Redis URL (`redis://host:6379/0`) shared by several crawl processes: with it, crawls use "
@@ -341,6 +359,7 @@ def _validate(settings: Settings) -> None:
         "store_batch_size",
         "download_timeout",
         "max_source_entries",
+        "doctor_stale_days",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")

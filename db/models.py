@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -87,6 +88,41 @@ class Source(Base):
     }
 
 
+class SourceCheck(Base):
+    """The latest probe of a source by ``claimwatch doctor --sources`` (one row per source)."""
+
+    __tablename__ = "source_checks"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+        comment="sources.id of the probed source.",
+    )
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When it was probed (naive UTC).")
+    status: Mapped[str] = mapped_column(
+        String(20),
+        comment="Verdict: ok, moved, stale, empty, not-a-feed, blocked-by-robots or error.",
+    )
+    http_status: Mapped[int | None] = mapped_column(Integer, comment="HTTP status of the final response.")
+    url: Mapped[str] = mapped_column(comment="Address probed (the source's address at the time).")
+    final_url: Mapped[str | None] = mapped_column(comment="Address after redirects.")
+    moved_to: Mapped[str | None] = mapped_column(
+        comment="New address offered when the source redirects permanently."
+    )
+    content_type: Mapped[str | None] = mapped_column(String(200), comment="Content-Type of the response.")
+    parsed_as: Mapped[str | None] = mapped_column(
+        String(40), comment="What the body parsed as: rss20, atom10, urlset, sitemapindex, robots.txt, gdelt."
+    )
+    items: Mapped[int | None] = mapped_column(Integer, comment="Items (entries, URLs, articles) listed.")
+    newest_item_at: Mapped[datetime | None] = mapped_column(comment="Date of the newest item (naive UTC).")
+    items_recent: Mapped[int | None] = mapped_column(Integer, comment="Items dated in the last 7 days.")
+    detail: Mapped[str | None] = mapped_column(comment="What the verdict rests on, in words.")
+    fix: Mapped[str | None] = mapped_column(comment="What to do about it (empty when nothing).")
+
+    __table_args__ = {"comment": "The latest probe of each source by `claimwatch doctor --sources`."}
+
+
 class CrawlRun(Base):
     """One execution of a stage (crawl, match, run, demo) with its outcome and counters."""
 
@@ -95,7 +131,7 @@ class CrawlRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
     kind: Mapped[str] = mapped_column(String(20), comment="Stage: crawl, match, run or demo.")
     status: Mapped[str] = mapped_column(
-        String(20), default="running", comment="running, succeeded, failed or interrupted."
+        String(20), default=RunStatus.RUNNING, comment="running, succeeded, failed or interrupted."
     )
     started_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Start (naive UTC).")
     finished_at: Mapped[datetime | None] = mapped_column(comment="End (naive UTC); empty while running.")
@@ -276,6 +312,23 @@ class Claim(Base):
         default=utcnow, comment="When the claim was added (naive UTC)."
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Last change (naive UTC).")
+    # a fact-checker's review of the claim (schema.org ClaimReview; pipelines/claimreview.py)
+    verdict: Mapped[str | None] = mapped_column(
+        String(200), comment="Fact-checker's rating (ClaimReview reviewRating.alternateName)."
+    )
+    claimant: Mapped[str | None] = mapped_column(
+        String(300), comment="Who made the claim (ClaimReview itemReviewed.author.name)."
+    )
+    review_url: Mapped[str | None] = mapped_column(comment="Address of the fact-checker's review.")
+    reviewer: Mapped[str | None] = mapped_column(
+        String(300), comment="Publisher of the review (ClaimReview author or publisher name)."
+    )
+    reviewed_at: Mapped[datetime | None] = mapped_column(
+        comment="When the review was published (ClaimReview datePublished; naive UTC)."
+    )
+    language: Mapped[str | None] = mapped_column(
+        String(35), comment="Language of the claim text (ClaimReview inLanguage)."
+    )
 
     __table_args__ = (
         UniqueConstraint("claim_set", "key"),
@@ -318,7 +371,11 @@ class Match(Base):
         Integer, comment="Character offset of the passage in documents.text."
     )
     passage_end: Mapped[int] = mapped_column(Integer, comment="Character offset just after the passage.")
-    score: Mapped[float] = mapped_column(Float, comment="Cosine similarity of passage and claim embeddings.")
+    score: Mapped[float] = mapped_column(
+        Float,
+        comment="Match score: the cosine of passage and claim embeddings, fused with the other parts of "
+        "score_components when the matcher combines several.",
+    )
     threshold: Mapped[float] = mapped_column(Float, comment="Threshold in force when the match was stored.")
     model: Mapped[str] = mapped_column(String(300), comment="Embedding model.")
     model_revision: Mapped[str] = mapped_column(String(200), comment="Revision of the embedding model.")

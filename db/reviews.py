@@ -251,7 +251,10 @@ def reviewed_matches(session: Session, claim_ids: Sequence[int] | None = None) -
     if claim_ids is not None:
         query = query.where(Match.claim_id.in_(list(claim_ids)))
     rows = session.execute(query.order_by(MatchReview.reviewed_at, Match.id)).all()
-    return [ReviewedMatch(*row) for row in rows]
+    return [
+        ReviewedMatch(match_id, claim_id, score, threshold, verdict or "", passage, reviewed_at)
+        for match_id, claim_id, score, threshold, verdict, passage, reviewed_at in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ both compare correctly with a ``'YYYY-MM-DD'`` literal or parameter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -546,8 +547,79 @@ match_counts AS (
     + _SOURCE_HEALTH_SELECT,
 )
 
-# The views as migrations 0003 and 0005 created them (before reviews and stance).
-VIEWS_0005: tuple[View, ...] = (
+# --- migration 0006: the fact-checker's review in claim_lifecycle, the doctor's probe in source_health --
+
+_REVIEW_COLUMNS = (
+    ", c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language\n"
+)
+
+
+def _with_fact_check(sql: str) -> str:
+    anchor = "{dormant_days} AS dormant_days\n"
+    assert anchor in sql
+    return sql.replace(anchor, anchor.rstrip("\n") + _REVIEW_COLUMNS)
+
+
+def _with_probe(sql: str) -> str:
+    select_end = "s.last_status, s.last_success_at\n"
+    assert select_end in sql
+    sql = sql.replace(
+        select_end,
+        "s.last_status, s.last_success_at,\n"
+        "       sc.status AS check_status, sc.checked_at, sc.http_status AS check_http_status,\n"
+        "       sc.moved_to AS check_moved_to, sc.parsed_as AS check_parsed_as, sc.items AS check_items,\n"
+        "       sc.newest_item_at AS check_newest_item_at, sc.items_recent AS check_items_recent,\n"
+        "       sc.detail AS check_detail\n",
+    )
+    return sql.rstrip("\n") + "\nLEFT JOIN source_checks sc ON sc.source_id = s.id\n"
+
+
+CLAIM_LIFECYCLE_0005 = CLAIM_LIFECYCLE
+SOURCE_HEALTH_0005 = SOURCE_HEALTH
+
+CLAIM_LIFECYCLE = dataclasses.replace(
+    CLAIM_LIFECYCLE_0005,
+    description=CLAIM_LIFECYCLE_0005.description
+    + " With the fact-checker's review when the claim came from one (ClaimReview).",
+    columns=CLAIM_LIFECYCLE_0005.columns
+    + (
+        _c("verdict", "text", "Fact-checker's rating of the claim (ClaimReview); empty for own claims."),
+        _c("claimant", "text", "Who made the claim, per the fact-checker."),
+        _c("review_url", "text", "Address of the fact-checker's review."),
+        _c("reviewer", "text", "Publisher of the review."),
+        _c("reviewed_at", "datetime", "When the review was published (UTC)."),
+        _c("claim_language", "text", "Language of the claim text, when known."),
+    ),
+    template=_with_fact_check(CLAIM_LIFECYCLE_0005.template),
+    direct=_with_fact_check(CLAIM_LIFECYCLE_0005.direct),
+)
+
+SOURCE_HEALTH = dataclasses.replace(
+    SOURCE_HEALTH_0005,
+    description=SOURCE_HEALTH_0005.description + " With the latest `claimwatch doctor --sources` probe.",
+    columns=SOURCE_HEALTH_0005.columns
+    + (
+        _c(
+            "check_status",
+            "text",
+            "Verdict of the latest doctor probe: ok, moved, stale, empty, not-a-feed, blocked-by-robots "
+            "or error; empty when never probed.",
+        ),
+        _c("checked_at", "datetime", "When the doctor probed the source (UTC)."),
+        _c("check_http_status", "int", "HTTP status of the probe."),
+        _c("check_moved_to", "text", "New address when the source redirects permanently."),
+        _c("check_parsed_as", "text", "What the body parsed as (rss20, atom10, urlset, gdelt, ...)."),
+        _c("check_items", "int", "Items the source listed."),
+        _c("check_newest_item_at", "datetime", "Date of its newest item (UTC)."),
+        _c("check_items_recent", "int", "Items dated in the 7 days before the probe."),
+        _c("check_detail", "text", "What the verdict rests on."),
+    ),
+    template=_with_probe(SOURCE_HEALTH_0005.template),
+    direct=_with_probe(SOURCE_HEALTH_0005.direct),
+)
+
+# the views as migration 0006 left them
+VIEWS_0006: tuple[View, ...] = (
     CLAIM_DAILY,
     CLAIM_WEEKLY,
     CLAIM_SOURCES,
@@ -555,6 +627,16 @@ VIEWS_0005: tuple[View, ...] = (
     MATCH_DETAILS,
     SOURCE_HEALTH,
 )
+# the views as migrations 0003 and 0005 created them (0006 re-creates the two that changed)
+VIEWS_0005: tuple[View, ...] = (
+    CLAIM_DAILY,
+    CLAIM_WEEKLY,
+    CLAIM_SOURCES,
+    CLAIM_LIFECYCLE_0005,
+    MATCH_DETAILS,
+    SOURCE_HEALTH_0005,
+)
+VIEWS_CHANGED_0006 = (CLAIM_LIFECYCLE, SOURCE_HEALTH)
 
 # --- since migration 0007: reviews and stance ------------------------------------------------------
 
@@ -690,6 +772,7 @@ SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, 
        COALESCE(f.outlets, 0) AS outlets, COALESCE(f.languages, 0) AS languages,
        COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
        {span_days} AS span_days, {dormant_days} AS dormant_days,
+       c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language,
        COALESCE(s.restating, 0) AS restating, COALESCE(s.rebutting, 0) AS rebutting,
        COALESCE(s.reporting, 0) AS reporting
 FROM claims c LEFT JOIN a ON a.claim_id = c.id LEFT JOIN f ON f.claim_id = c.id
@@ -713,6 +796,7 @@ SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, 
        COALESCE(a.outlets, 0) AS outlets, COALESCE(a.languages, 0) AS languages,
        COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
        {span_days} AS span_days, {dormant_days} AS dormant_days,
+       c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language,
        COALESCE(a.restating, 0) AS restating, COALESCE(a.rebutting, 0) AS rebutting,
        COALESCE(a.reporting, 0) AS reporting
 FROM claims c LEFT JOIN a ON a.claim_id = c.id

@@ -38,6 +38,24 @@ class ClaimRef:
     claim_set: str
     key: str
     text: str
+    verdict: str | None = None  # a fact-checker's review of the claim (ClaimReview), when it has one
+    claimant: str | None = None
+    review_url: str | None = None
+    reviewer: str | None = None
+
+    def review_line(self) -> str | None:
+        """``Fact-check: False (Example Checker) · claimed by X · <url>``, or None without a review."""
+        if not (self.verdict or self.review_url):
+            return None
+        parts = [f"{clean_text(self.verdict, 120) or 'reviewed'}"]
+        if self.reviewer:
+            parts[0] += f" ({clean_text(self.reviewer, 120)})"
+        if self.claimant:
+            parts.append(f"claimed by {clean_text(self.claimant, 120)}")
+        link = safe_link(self.review_url or "")
+        if link:
+            parts.append(link)
+        return "Fact-check: " + " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -310,6 +328,7 @@ def digest_text(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
         lines += [
             f"== {clean_text(claim.key)} ({clean_text(claim.claim_set)}) [{', '.join(alert.reasons)}]",
             f"Claim: {clean_text(claim.text)}",
+            *[line for line in [claim.review_line()] if line],
             f"New: {plural(alert.new_documents, 'document')} from {plural(alert.new_sources, 'source')}; "
             f"languages: {', '.join(alert.languages)}",
             f"Trend: {sparkline(alert.trend.counts)} ({alert.trend.first_day:%m-%d} … today)",
@@ -346,6 +365,7 @@ def digest_html(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
             f"<h2>{_e(clean_text(claim.key))} <small>({_e(clean_text(claim.claim_set))}; "
             f"{_e(', '.join(alert.reasons))})</small></h2>",
             f"<p><strong>{_e(clean_text(claim.text))}</strong></p>",
+            *([f"<p>{_e(claim.review_line() or '')}</p>"] if claim.review_line() else []),
             f"<p>New: {_e(plural(alert.new_documents, 'document'))} from "
             f"{_e(plural(alert.new_sources, 'source'))}; languages: {_e(', '.join(alert.languages))}</p>",
             f'<p>Trend: <span style="font-family: monospace">{_e(sparkline(alert.trend.counts))}</span> '

@@ -154,8 +154,11 @@ def test_queue_orders_by_uncertainty_then_newest_and_filters(database_url: str, 
 
 
 def test_views_and_aggregates_exact_with_verdicts(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import fill_random_research_data
-    from tests.test_views import assert_aggregates_equal_rebuild, assert_views_equal_direct
+    from tests.helpers import (
+        assert_aggregates_equal_rebuild,
+        assert_views_equal_direct,
+        fill_random_research_data,
+    )
 
     engine = sessions.kw["bind"]
     rng = random.Random(11)
@@ -239,7 +242,7 @@ def test_migration_backfills_predicted_stances(database_url: str, sessions) -> N
     from alembic import command
 
     from db.migrate import alembic_config
-    from tests.test_views import assert_views_equal_direct
+    from tests.helpers import assert_views_equal_direct
 
     config = alembic_config(database_url)
     command.downgrade(config, "0005")
@@ -407,7 +410,7 @@ def test_cli_set_export_import_stats(database_url: str, sessions, tmp_path: Path
 def test_interactive_session_in_a_pseudo_terminal(database_url: str, sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Drive `claimwatch review` through a real pty: verdict keys, note, skip, undo, quit."""
     pexpect = pytest.importorskip("pexpect")
-    from tests.test_cli import cli_environment
+    from tests.helpers import cli_environment
 
     data = fill(sessions)
     env = cli_environment({"CLAIMWATCH_DATABASE_URL": database_url, "CLAIMWATCH_REVIEWER": "erin",

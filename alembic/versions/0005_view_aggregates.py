@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates
-from db.views import VIEWS_0005 as VIEWS
+from db.views import VIEWS_0005 as VIEWS  # as this migration created them
 from db.views import create_view_sql, drop_view_sql
 
 revision: str = "0005"

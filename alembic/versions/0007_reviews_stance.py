@@ -9,7 +9,7 @@ re-created in their reviewing form, and the research views re-created (db/views.
 claim_review_stats).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-04 06:00:00
 """
 
@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from alembic import op
 
 from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates
-from db.views import VIEWS, VIEWS_0005, create_view_sql, drop_view_sql
+from db.views import VIEWS, VIEWS_0006, create_view_sql, drop_view_sql
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -106,7 +106,7 @@ def backfill_stances(bind: sa.engine.Connection) -> int:
 def upgrade() -> None:
     bind = op.get_bind()
     dialect = bind.dialect.name
-    for view in reversed(VIEWS_0005):
+    for view in reversed(VIEWS_0006):
         op.execute(drop_view_sql(view))
     drop_triggers(bind, reviews=False)
     with op.batch_alter_table("matches") as batch:
@@ -200,7 +200,7 @@ def downgrade() -> None:
             batch.drop_column(name)
     rebuild_aggregates(bind, reviews=False)
     create_triggers(bind, reviews=False)
-    create_views(VIEWS_0005, dialect)
+    create_views(VIEWS_0006, dialect)
 
 
 def _quote(text: str) -> str:

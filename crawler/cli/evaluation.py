@@ -29,7 +29,9 @@ ModelOption = Annotated[
 ]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."),
+    typer.Option(
+        "--data", help="The checkthat-2a data directory (default: checkthat-2a in the corpora_dir setting)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
@@ -99,6 +101,7 @@ def checkthat(
         from crawler.services.evaluation import evaluate_checkthat
         from pipelines.checkthat import load_split
 
+        data = data or Path(settings.corpora_dir) / "checkthat-2a"
         split_data = load_split(edition, split, data)  # bad data fail before the model loads
         encoder = _encoder(settings, model)
         report = evaluate_checkthat(
@@ -149,6 +152,7 @@ def fit_fusion_command(
         from crawler.services.evaluation import fit_fusion, write_fusion
         from pipelines.checkthat import load_split
 
+        data = data or Path(settings.corpora_dir) / "checkthat-2a"
         splits = [load_split("2022", name, data) for name in ("train", "dev")]
         encoder = _encoder(settings, model)
         result = fit_fusion(

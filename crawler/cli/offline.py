@@ -31,14 +31,22 @@ def read_jsonl_inputs(path: Path) -> list[tuple[Any, str]]:
 
 
 def score(
-    claims: Annotated[Path, typer.Option("--claims", help="Claims file (YAML `claims:` list or JSONL).")],
+    claims: Annotated[
+        Path,
+        typer.Option(
+            "--claims", help="Claims file (YAML `claims:` list, JSONL, or fact-checkers' ClaimReview JSON)."
+        ),
+    ],
     input: Annotated[Path, typer.Option("--input", help='JSONL of {"id", "text"} (- for stdin).')],
     top_k: Annotated[int, typer.Option("--top-k", help="At most K matches per input.", min=1)] = 10,
     threshold: Annotated[
         float | None,
         typer.Option(
             "--threshold",
-            help="Minimum cosine score (default: the model's calibrated threshold; -1 returns all).",
+            help="Lowest match score kept. The score is the fused one: the passage-claim cosine combined "
+            "with the claim-context cosine and BM25 coverage by the model's fitted weights (plain cosine "
+            "for a model without fitted weights; pipelines/fusion.json). Default: the threshold "
+            "calibrated on that score for the model (pipelines/thresholds.json); -1 returns all.",
         ),
     ] = None,
     model: Annotated[
@@ -50,13 +58,13 @@ def score(
 ) -> None:
     """Match arbitrary texts against a claims file offline; JSONL results on stdout, in input order."""
     from crawler.services.matching import load_configured_encoder
-    from pipelines.claims import load_claims
+    from pipelines.claimreview import load_claim_file
     from pipelines.embed import FileEmbeddingCache
     from pipelines.match import ClaimIndex, default_threshold, match_texts
 
     settings = state.settings()
     with clean_errors():
-        claim_list = load_claims(claims)
+        claim_list = load_claim_file(claims)
         inputs = read_jsonl_inputs(input)
         model_name = model or settings.model
         # embedding thousands of new claims takes minutes: show progress
