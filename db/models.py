@@ -415,8 +415,8 @@ class Match(Base):
         Index("ix_matches_claim_document_score", "claim_id", "document_id", "score"),
         # match_details of one claim, best first (migration 0005)
         Index("ix_matches_claim_score", "claim_id", "score"),
-        # claim_review_stats and the review queue: reviewed matches per claim (migration 0007)
-        Index("ix_matches_verdict_claim", "verdict", "claim_id"),
+        # claim_review_stats: reviewed matches per claim and document from the index alone (migration 0007)
+        Index("ix_matches_verdict_claim", "verdict", "claim_id", "document_id"),
         {"comment": "A passage of a document that matches a claim at or above the threshold."},
     )
 

@@ -212,10 +212,14 @@ def top_outlets(session: Session, since: date, limit: int = 20) -> list[dict[str
 
 
 def latest_matches(session: Session, since: date, limit: int = 50) -> list[dict[str, Any]]:
-    """The most recently seen matches (best passage per document and claim)."""
-    columns = ("claim_key", "claim_text", "score", "passage", "title", "url", "outlet", "language", "seen_at")
+    """The most recently seen matches (those reviewed wrong left out), with stance and verdict."""
+    columns = (
+        "claim_key", "claim_text", "score", "passage", "title", "url", "outlet", "language", "seen_at",
+        "predicted_stance", "verdict",
+    )  # fmt: skip
     statement = text(
         f"SELECT {', '.join(columns)} FROM match_details WHERE seen_day >= :since "
+        "AND COALESCE(verdict, '') <> 'wrong' "
         "ORDER BY seen_at DESC, score DESC LIMIT :limit"
     ).bindparams(bindparam("since", since, type_=Date()), bindparam("limit", limit))
     view = get_view("match_details")

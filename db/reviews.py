@@ -136,13 +136,16 @@ def review_queue(
     claim_set: str | None = None,
 ) -> list[QueueItem]:
     """Matches of original documents to review: not reviewed yet (unless ``include_reviewed``),
-    scores nearest their threshold first, then the newest documents. ``claim`` is a claim key."""
+    scores nearest their threshold first (the claim's fitted one when it has one), then the newest
+    documents. ``claim`` is a claim key."""
     seen = func.coalesce(Document.published_at, Document.fetched_at)
-    margin = func.abs(Match.score - Match.threshold)
+    # uncertainty: distance from the claim's review-fitted threshold, else the one stored with the match
+    margin = func.abs(Match.score - func.coalesce(ClaimThreshold.threshold, Match.threshold))
     query = (
         select(Match, Claim, Document.title, Document.url, Document.outlet, Document.language, seen)
         .join(Claim, Claim.id == Match.claim_id)
         .join(Document, Document.id == Match.document_id)
+        .outerjoin(ClaimThreshold, ClaimThreshold.claim_id == Match.claim_id)
         .where(Document.duplicate_of_id.is_(None))
     )
     if not include_reviewed:

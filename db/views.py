@@ -112,6 +112,14 @@ _DIALECT_SQL: dict[str, dict[str, str]] = {
         "original": "+d.duplicate_of_id IS NULL",
         "join_claims": "LEFT JOIN claims c",
         "join_documents": "JOIN documents d INDEXED BY " + DOCUMENTS_INDEX,
+        # since migration 0007: ANALYZE counts the NULL verdicts of unreviewed matches as one value
+        # and SQLite would rather scan every match; the reviewed ones are a small part
+        "reviewed_matches": "matches m INDEXED BY ix_matches_verdict_claim",
+        # and a join to documents builds a Bloom filter over all of them: a lookup per reviewed match
+        "reviewed_documents": "",
+        "reviewed_original": "(SELECT d.duplicate_of_id FROM documents d INDEXED BY "
+        + DOCUMENTS_INDEX
+        + " WHERE d.id = m.document_id) IS NULL",
     },
     "postgresql": {
         "day": "CAST({x} AS DATE)",
@@ -126,6 +134,9 @@ _DIALECT_SQL: dict[str, dict[str, str]] = {
         "original": "d.duplicate_of_id IS NULL",
         "join_claims": "JOIN claims c",
         "join_documents": "JOIN documents d",
+        "reviewed_matches": "matches m",
+        "reviewed_documents": " JOIN documents d ON d.id = m.document_id",
+        "reviewed_original": "d.duplicate_of_id IS NULL",
     },
 }
 
@@ -152,6 +163,9 @@ def _fragments(dialect: str) -> dict[str, str]:
         "original": sql["original"],
         "join_claims": sql["join_claims"],
         "join_documents": sql["join_documents"],
+        "reviewed_matches": sql["reviewed_matches"],
+        "reviewed_documents": sql["reviewed_documents"],
+        "reviewed_original": sql["reviewed_original"],
         # (claim, document) pairs: several passages of one document count as one document
         "pairs": (
             "SELECT claim_id, document_id, COUNT(*) AS matches, MAX(score) AS best_score "
@@ -793,13 +807,24 @@ _REVIEW_SELECT = """,
        m.predicted_stance, m.stance_confidence, m.verdict, r.reviewer, r.reviewed_at, r.note AS review_note
 """
 _REVIEW_JOIN = "LEFT JOIN match_reviews r ON r.id = m.review_id\n"
+# Over the aggregates (migration 0007): the latest review's columns as scalar subqueries, evaluated
+# only for the rows returned (a COUNT(*) of a million matches never looks at reviews).
+_REVIEW_SUBQUERIES = """,
+       m.predicted_stance, m.stance_confidence, m.verdict,
+       (SELECT r.reviewer FROM match_reviews r WHERE r.id = m.review_id) AS reviewer,
+       (SELECT r.reviewed_at FROM match_reviews r WHERE r.id = m.review_id) AS reviewed_at,
+       (SELECT r.note FROM match_reviews r WHERE r.id = m.review_id) AS review_note
+"""
 
 
-def _with_review(sql: str) -> str:
-    """match_details' SQL with the stance and latest-review columns (the review joined by id)."""
+def _with_review(sql: str, joined: bool = True) -> str:
+    """match_details' SQL with the stance and latest-review columns (the review joined by id, or read
+    by scalar subqueries)."""
     head, tail = sql.split("\nFROM matches m\n", 1)
     body, where = tail.rsplit("WHERE ", 1)
-    return head + _REVIEW_SELECT.rstrip("\n") + "\nFROM matches m\n" + body + _REVIEW_JOIN + "WHERE " + where
+    columns = (_REVIEW_SELECT if joined else _REVIEW_SUBQUERIES).rstrip("\n")
+    join = _REVIEW_JOIN if joined else ""
+    return head + columns + "\nFROM matches m\n" + body + join + "WHERE " + where
 
 
 REVIEWED_MATCH_DETAILS = View(
@@ -819,7 +844,7 @@ REVIEWED_MATCH_DETAILS = View(
     ),
     since_column="seen_day",
     has_claim=True,
-    template=_with_review(_MATCH_DETAILS_INDEXED),
+    template=_with_review(_MATCH_DETAILS_INDEXED, joined=False),
     direct=_with_review(_MATCH_DETAILS),
 )  # fmt: skip
 
@@ -851,11 +876,13 @@ SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key,
        COALESCE(k.reporting, 0) AS reporting
 FROM claims c LEFT JOIN k ON k.claim_id = c.id LEFT JOIN r ON r.claim_id = c.id
 """
+# reviewed matches of originals, from ix_matches_verdict_claim (SQLite: documents from their narrow index)
 _REVIEWED = (
     "r AS (\n    SELECT m.claim_id, COUNT(*) AS reviewed, "
     + _VERDICT_COUNTS
-    + "\n    FROM matches m JOIN documents d ON d.id = m.document_id\n"
-    "    WHERE m.verdict IS NOT NULL AND d.duplicate_of_id IS NULL GROUP BY m.claim_id\n)"
+    + "\n    FROM {reviewed_matches}{reviewed_documents}\n"
+    "    WHERE m.verdict IN ('restates', 'rebuts', 'reports', 'wrong') AND {reviewed_original}\n"
+    "    GROUP BY m.claim_id\n)"
 )
 
 CLAIM_REVIEW_STATS = View(

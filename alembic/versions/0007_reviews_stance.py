@@ -112,7 +112,7 @@ def upgrade() -> None:
     with op.batch_alter_table("matches") as batch:
         for name, (type_, comment) in MATCH_COLUMNS.items():
             batch.add_column(sa.Column(name, type_, nullable=True, comment=comment))
-    op.create_index("ix_matches_verdict_claim", "matches", ["verdict", "claim_id"])
+    op.create_index("ix_matches_verdict_claim", "matches", ["verdict", "claim_id", "document_id"])
     op.create_table(
         "match_reviews",
         sa.Column("id", sa.Integer(), nullable=False, comment="Surrogate key."),

@@ -274,5 +274,53 @@ def stats(claim: ClaimOption = None) -> None:
         )
 
 
+@review_app.command("eval-stance")
+def eval_stance(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Labelled passages (JSONL of passage, claim, language, stance); default: the shipped "
+            "held-out stance_test.jsonl."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+) -> None:
+    """Accuracy of the automatic stance (pipelines/stance.py) per class and language on labelled passages."""
+    import json
+
+    from crawler.services.evaluation import LABELLED_DIR
+    from pipelines.stance import STANCES, evaluate_stance, load_stance_examples
+
+    source = path or LABELLED_DIR / "stance_test.jsonl"
+    with clean_errors(ValueError, KeyError):
+        report = evaluate_stance(load_stance_examples(source))
+    if as_json:
+        typer.echo(json.dumps({"file": str(source), **dataclasses_asdict(report)}, ensure_ascii=False))
+        return
+    typer.echo(f"{source.name}: {report.examples} passages, accuracy {report.accuracy:.3f}")
+    typer.echo(f"{'class':<10}{'precision':>10}{'recall':>8}{'F1':>7}{'n':>5}")
+    for stance in STANCES:
+        c = report.per_class[stance]
+        typer.echo(
+            f"{stance:<10}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['f1']:>7.3f}{c['support']:>5.0f}"
+        )
+    typer.echo("language  accuracy   n")
+    for language, row in report.per_language.items():
+        typer.echo(f"{language:<10}{row['accuracy']:>8.3f}{row['n']:>4.0f}")
+    confusion = "; ".join(
+        f"{gold}: " + ", ".join(f"{p} {n}" for p, n in row.items() if n)
+        for gold, row in report.confusion.items()
+    )
+    typer.echo(f"confusion (gold -> predicted): {confusion}")
+
+
+def dataclasses_asdict(value: object) -> dict[str, object]:
+    import dataclasses
+
+    return dataclasses.asdict(value)  # type: ignore[call-overload, no-any-return]
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(review_app, name="review")

@@ -12,7 +12,7 @@ import html
 import io
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +44,8 @@ class ClaimSeries:
     text: str
     days: dict[date, int]
     total: int
+    # documents per day with a restating / rebutting / reporting passage (verdict, else predicted)
+    stances: dict[date, tuple[int, int, int]] = field(default_factory=dict)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -55,12 +57,21 @@ def _series(session: Session, since: date) -> list[ClaimSeries]:
         for row in view_rows(session, ViewQuery(get_view("claim_lifecycle")))
     }
     days: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
+    stances: dict[tuple[str, str], dict[date, tuple[int, int, int]]] = defaultdict(dict)
     for row in view_rows(session, ViewQuery(get_view("claim_daily"), since=since)):
         days[(row["claim_set"], row["claim_key"])][row["day"]] = row["documents"]
+        stances[(row["claim_set"], row["claim_key"])][row["day"]] = (
+            row["restating"],
+            row["rebutting"],
+            row["reporting"],
+        )
     series = [
-        ClaimSeries(key, claim_set, texts.get((claim_set, key), ""), counts, sum(counts.values()))
+        ClaimSeries(
+            key, claim_set, texts.get((claim_set, key), ""), counts, sum(counts.values()),
+            stances[(claim_set, key)],
+        )
         for (claim_set, key), counts in days.items()
-    ]
+    ]  # fmt: skip
     return sorted(series, key=lambda s: (-s.total, s.claim_set, s.key))
 
 
@@ -117,6 +128,9 @@ def _png(figure: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+STANCE_COLORS = (("restating", "#9ecae1"), ("rebutting", "#fd8d3c"), ("reporting", "#bdbdbd"))
+
+
 def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
     import matplotlib
 
@@ -128,14 +142,21 @@ def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
     counts = [series.days.get(day, 0) for day in days]
     mean = [sum(counts[max(0, i - 6) : i + 1]) / len(counts[max(0, i - 6) : i + 1]) for i in range(len(days))]
     figure, axes = plt.subplots(figsize=(7.5, 1.9))
-    axes.bar(days, counts, width=1.0, color="#9ecae1", label="documents per day")
+    if any(series.stances.values()):  # stacked by stance (a document with two stances counts in both)
+        bottom = [0] * len(days)
+        for index, (label, color) in enumerate(STANCE_COLORS):
+            heights = [series.stances.get(day, (0, 0, 0))[index] for day in days]
+            axes.bar(days, heights, width=1.0, bottom=bottom, color=color, label=label)
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    else:
+        axes.bar(days, counts, width=1.0, color="#9ecae1", label="documents per day")
     axes.plot(days, mean, color="#08519c", linewidth=1.8, label="7-day mean")
     axes.set_xlim(since - timedelta(days=1), until + timedelta(days=1))
     axes.set_ylim(bottom=0)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # documents are whole
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
-    axes.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=2, borderaxespad=0)
+    axes.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=4, borderaxespad=0)
     figure.autofmt_xdate(rotation=0, ha="center")
     return _png(figure)
 
@@ -202,6 +223,15 @@ def _link(url: str | None, label: str | None) -> str:
     return text
 
 
+def _stance(match: dict[str, Any]) -> str:
+    """A reviewed verdict as it is; a predicted stance marked as a prediction."""
+    if match.get("verdict"):
+        return f"{_e(match['verdict'])} <small>(reviewed)</small>"
+    if match.get("predicted_stance"):
+        return f"{_e(match['predicted_stance'])} <small>(predicted)</small>"
+    return ""
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -223,6 +253,7 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
     unmatched = _unmatched(session, {(s.claim_set, s.key) for s in series})
     outlets = top_outlets(session, since, options.outlets)
     latest = latest_matches(session, since, options.latest)
+    reviewed = [r for r in view_rows(session, ViewQuery(get_view("claim_review_stats"))) if r["reviewed"]]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -264,6 +295,28 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
             "</ul></details>",
         ]
     parts += [
+        "<h2>Reviewed precision per claim</h2>",
+        "<p>Among the matches researchers reviewed (<code>claimwatch review</code>): the share about the "
+        "claim (restates, rebuts or reports) against <i>wrong</i>. Matches reviewed wrong count nowhere "
+        "else in this report. Trend bars are split by stance: the reviewed verdict, else the predicted "
+        "stance.</p>",
+    ]
+    if reviewed:
+        parts += [
+            "<table id=reviews><tr><th>claim</th><th>matches</th><th>reviewed</th><th>precision</th>"
+            "<th>restates</th><th>rebuts</th><th>reports</th><th>wrong</th></tr>",
+            *(
+                f"<tr><td>{_e(r['claim_key'])}</td><td class=n>{r['matches']}</td>"
+                f"<td class=n>{r['reviewed']}</td><td class=n>{r['precision']:.2f}</td>"
+                f"<td class=n>{r['restates']}</td><td class=n>{r['rebuts']}</td>"
+                f"<td class=n>{r['reports']}</td><td class=n>{r['wrong']}</td></tr>"
+                for r in sorted(reviewed, key=lambda r: (-r["reviewed"], r["claim_key"]))
+            ),
+            "</table>",
+        ]
+    else:
+        parts.append("<p>No match reviewed yet.</p>")
+    parts += [
         "<h2>Top outlets</h2>",
         "<table><tr><th>outlet</th><th>documents</th><th>claims</th><th>matches</th>"
         "<th>first seen</th><th>last seen</th></tr>",
@@ -275,10 +328,12 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
         ),
         "</table>",
         "<h2>Latest matches</h2>",
-        "<table><tr><th>seen</th><th>claim</th><th>score</th><th>document</th><th>passage</th></tr>",
+        "<table><tr><th>seen</th><th>claim</th><th>score</th><th>stance</th><th>document</th>"
+        "<th>passage</th></tr>",
         *(
             f'<tr><td>{_when(m["seen_at"])}</td><td title="{_e(m["claim_text"])}">{_e(m["claim_key"])}</td>'
-            f"<td class=n>{m['score']:.2f}</td><td>{_link(m['url'], m['title'])}<br><small>{_e(m['outlet'])}"
+            f"<td class=n>{m['score']:.2f}</td><td>{_stance(m)}</td>"
+            f"<td>{_link(m['url'], m['title'])}<br><small>{_e(m['outlet'])}"
             f" · {_e(m['language'])}</small></td><td class=passage>{_e(m['passage'])}</td></tr>"
             for m in latest
         ),
