@@ -167,6 +167,59 @@ def fit_fusion_command(
         typer.echo(f"written to {FUSION_FILE}")
 
 
+@eval_app.command("fit-verifier")
+def fit_verifier_command(
+    train: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--train",
+            help="Labelled passages to train on (JSONL; repeat the option; default: seed_dev.jsonl). "
+            "Never a test split.",
+        ),
+    ] = None,
+    claims: Annotated[
+        Path | None,
+        typer.Option("--claims", help="Claims file the labels refer to (default: the shipped seed claims)."),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write/--no-write", help="Store the verifier in pipelines/verifier.json.")
+    ] = False,
+) -> None:
+    """Train the matcher's verifier (logistic regression over first-stage features, fixed seed) on
+    labelled passages; thresholds per language from 5-fold cross-validation.
+
+    --write stores it in pipelines/verifier.json, read by `score`, `match` and `eval labels`."""
+
+    settings = state.settings()
+    with clean_errors():
+        from crawler.services.evaluation import LABELLED_DIR
+        from crawler.services.verification import fit_verifier, write_verifier
+        from pipelines.claims import ClaimsFileError, default_claims_path, load_claims
+
+        claim_list = load_claims(claims or default_claims_path())
+        paths = list(train or [LABELLED_DIR / "seed_dev.jsonl"])
+        for path in paths:
+            if not path.is_file():
+                raise ClaimsFileError(f"{path}: no such file")
+        result = fit_verifier(
+            settings, claim_list, paths, _cache(settings), progress=lambda m: typer.echo(m, err=True)
+        )
+        if write:
+            write_verifier(result)
+    verifier = result.verifier
+    typer.echo(f"verifier {verifier.version}: {result.passages} passages, {result.rows} candidate rows")
+    typer.echo(f"threshold {verifier.threshold:.2f}; per language: {verifier.language_thresholds or 'none'}")
+    for name, score in result.cross_validated.items():
+        typer.echo(
+            f"  5-fold {name}: threshold {score['threshold']:.2f} P {score['precision']:.3f} "
+            f"R {score['recall']:.3f} F1 {score['f1']:.3f}"
+        )
+    if write:
+        from pipelines.verifier import VERIFIER_FILE
+
+        typer.echo(f"written to {VERIFIER_FILE}")
+
+
 @eval_app.command("labels")
 def labels(
     path: Annotated[

@@ -1,0 +1,251 @@
+"""Training the verifier (pipelines/verifier.py): ``claimwatch eval fit-verifier``.
+
+Training rows come from labelled passages (JSONL lines ``{"passage", "claim_id": restated claim or
+null, "language", "kind"}``): each passage is matched by the production matcher's first stage
+(pipelines/matcher.py, no verifier), and each of its candidate claims becomes one row — its features,
+labelled 1 when it is the passage's claim. Every file is used twice: with the claims as given
+(translations, examples) and with the claims stripped to their own text, so that the verifier also
+learns claims files that carry nothing but ``id`` and ``text``.
+
+The logistic regression is fitted on all rows (deterministic gradient descent). Thresholds are chosen
+on out-of-fold probabilities (``FOLDS`` folds of the passages, seeded shuffle): per language with at
+least ``MIN_LANGUAGE_POSITIVES`` restating passages, and one for all others; each is the highest whose
+F1 is within 0.01 of the best (pipelines/calibrate.py). Never train on a test split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crawler.config import Settings
+from crawler.services.matching import build_matcher
+from pipelines.calibrate import choose_threshold, sweep
+from pipelines.claims import Claim, ClaimsFileError, iter_jsonl, read_text
+from pipelines.encoding import EmbeddingCache
+from pipelines.matcher import CANDIDATES, ClaimMatcher, guess_language
+from pipelines.verifier import (
+    VERIFIER_FILE,
+    Verifier,
+    fit_logistic,
+    load_verifier,
+    weights_version,
+)
+
+logger = logging.getLogger(__name__)
+
+SEED = 12
+FOLDS = 5
+MIN_LANGUAGE_POSITIVES = 10
+L2 = 1.0
+MATCH_BATCH = 64
+
+
+@dataclass(frozen=True)
+class TrainingPassage:
+    text: str
+    label: str | None
+    language: str | None
+    kind: str
+    source: str
+
+
+def read_training(path: Path, claim_ids: set[str]) -> list[TrainingPassage]:
+    """The labelled passages of a JSONL file; labels must be ids of the claims file."""
+    items = []
+    for number, record in iter_jsonl(read_text(path).splitlines(), path):
+        if not isinstance(record, dict):
+            raise ClaimsFileError(f"{path}:{number}: expected a JSON object")
+        text = record.get("passage", record.get("text"))
+        if not isinstance(text, str) or not text.strip():
+            raise ClaimsFileError(f"{path}:{number}: no `passage`")
+        label = record.get("claim_id", record.get("label"))
+        label = None if label is None else str(label)
+        if label is not None and label not in claim_ids:
+            raise ClaimsFileError(f"{path}:{number}: claim {label!r} is not in the claims file")
+        language = record.get("language") or None
+        items.append(TrainingPassage(text, label, language, str(record.get("kind") or ""), path.name))
+    return items
+
+
+def bare(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims with nothing but their own text (no translations, examples)."""
+    return [Claim(c.id, c.text, c.paragraph, c.claim_set, {}) for c in claims]
+
+
+@dataclass
+class Rows:
+    features: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    passage: list[int] = field(default_factory=list)  # index of the labelled passage (for folds)
+    claims: list[str] = field(default_factory=list)
+
+    def add(self, features: np.ndarray, label: int, passage: int, claim: str) -> None:
+        self.features.append(features)
+        self.labels.append(label)
+        self.passage.append(passage)
+        self.claims.append(claim)
+
+
+def collect_rows(
+    matcher: ClaimMatcher,
+    items: Sequence[TrainingPassage],
+    rows: Rows,
+    offset: int,
+    say: Callable[[str], None],
+) -> None:
+    """Add the candidates of each passage (its first stage, as matched in production) to ``rows``."""
+    languages = [item.language or guess_language(item.text) for item in items]
+    for start in range(0, len(items), MATCH_BATCH):
+        batch = items[start : start + MATCH_BATCH]
+        results = matcher.match(
+            [item.text for item in batch],
+            languages[start : start + MATCH_BATCH],
+            top_k=CANDIDATES,
+            keep_candidates=True,
+        )
+        for number, (item, result) in enumerate(zip(batch, results, strict=True)):
+            for candidate in result.candidates:
+                claim = matcher.claims[candidate.column].id
+                rows.add(candidate.features, int(claim == item.label), offset + start + number, claim)
+        say(f"  {min(start + MATCH_BATCH, len(items))}/{len(items)} passages")
+
+
+def predictions(probabilities: np.ndarray, rows: Rows, passages: int) -> tuple[list[str], np.ndarray]:
+    """Each passage's best claim by probability and that probability (-1 when it had no candidate)."""
+    best_claim = [""] * passages
+    best = np.full(passages, -1.0)
+    for p, passage, claim in zip(probabilities, rows.passage, rows.claims, strict=True):
+        if p > best[passage]:
+            best[passage], best_claim[passage] = float(p), claim
+    return best_claim, best
+
+
+@dataclass
+class VerifierFit:
+    verifier: Verifier
+    rows: int
+    passages: int
+    cross_validated: dict[str, dict[str, float]]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def fit_verifier(
+    settings: Settings,
+    claims: Sequence[Claim],
+    paths: Sequence[Path],
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifierFit:
+    """Train the verifier on labelled passage files (never a test split): see the module docstring."""
+    say = progress or (lambda message: None)
+    if any("test" in path.name for path in paths):
+        raise ClaimsFileError("the verifier is never trained on a test split")
+    claim_ids = {claim.id for claim in claims}
+    items: list[TrainingPassage] = []
+    for path in paths:
+        items += read_training(path, claim_ids)
+    if not items:
+        raise ClaimsFileError("no labelled passages to train on")
+    languages = [item.language or guess_language(item.text) for item in items]
+    rows = Rows()
+    full = build_matcher(settings, claims, cache, languages=languages, verifier=False, threshold=-1.0)
+    say(f"{len(items)} passages, claims as given")
+    collect_rows(full, items, rows, 0, say)
+    stripped = ClaimMatcher(bare(claims), verifier=None, threshold=-1.0)
+    for route in full.routes:
+        stripped.add_route(route.encoder, cache, route.index.fusion)
+    say(f"{len(items)} passages, claims stripped to their text")
+    collect_rows(stripped, items, rows, len(items), say)
+    x = np.vstack(rows.features)
+    y = np.asarray(rows.labels)
+    passages = 2 * len(items)
+    gold = [item.label for item in items] * 2
+    group_language = [(item.language or languages[n] or "und") for n, item in enumerate(items)] * 2
+    # out-of-fold probabilities for the thresholds
+    order = list(range(len(items)))
+    random.Random(SEED).shuffle(order)
+    fold_of = {passage: n % FOLDS for n, passage in enumerate(order)}
+    fold = np.array([fold_of[p % len(items)] for p in rows.passage])
+    held_out = np.zeros(len(y))
+    for k in range(FOLDS):
+        train = fold != k
+        w, b, mean, scale = fit_logistic(x[train], y[train], l2=L2)
+        z = ((x[~train] - mean) / scale) @ w + b
+        held_out[~train] = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    claims_of, scores = predictions(held_out, rows, passages)
+    everything = choose_threshold(sweep(claims_of, scores, gold, low=0.05, high=0.95, step=0.01))
+    by_language: dict[str, float] = {}
+    cross: dict[str, dict[str, float]] = {"all": score_dict(everything)}
+    for language in sorted(set(group_language)):
+        members = [n for n in range(passages) if group_language[n] == language]
+        if sum(gold[n] is not None for n in members) < MIN_LANGUAGE_POSITIVES:
+            continue
+        chosen = choose_threshold(
+            sweep(
+                [claims_of[n] for n in members],
+                scores[members],
+                [gold[n] for n in members],
+                low=0.05,
+                high=0.95,
+                step=0.01,
+            )
+        )
+        cross[language] = score_dict(chosen)
+        if chosen.threshold != everything.threshold:
+            by_language[language] = chosen.threshold
+    w, b, mean, scale = fit_logistic(x, y, l2=L2)
+    trained_on = {
+        "files": {path.name: file_digest(path) for path in paths},
+        "passages": len(items),
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+        "seed": SEED,
+        "folds": FOLDS,
+        "l2": L2,
+        "fitted": date.today().isoformat(),
+        "routes": [route.encoder.model_name for route in full.routes],
+    }
+    verifier = Verifier(
+        weights=w,
+        bias=float(b),
+        mean=mean,
+        scale=scale,
+        threshold=everything.threshold,
+        language_thresholds=by_language,
+        version=weights_version(w, b, mean, scale),
+        trained_on=trained_on,
+    )
+    return VerifierFit(verifier, int(len(y)), len(items), cross)
+
+
+def score_dict(score: Any) -> dict[str, float]:
+    return {
+        "threshold": score.threshold,
+        "precision": round(score.precision, 4),
+        "recall": round(score.recall, 4),
+        "f1": round(score.f1, 4),
+    }
+
+
+def write_verifier(fit: VerifierFit, path: Path = VERIFIER_FILE) -> None:
+    data = fit.verifier.as_dict()
+    data["cross_validated"] = fit.cross_validated
+    data["about"] = (
+        "The matcher's second stage (pipelines/verifier.py): logistic regression weights and thresholds, "
+        "written by `claimwatch eval fit-verifier --write`."
+    )
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    load_verifier.cache_clear()
