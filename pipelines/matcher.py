@@ -202,8 +202,12 @@ class ClaimMatcher:
         threshold: float | None = None,
         candidates: int = CANDIDATES,
         window: int = 2,
+        passage_cache: EmbeddingCache | None = None,
     ) -> None:
+        """``passage_cache``: also cache the passages' vectors (training, evaluation; the crawl does
+        not: its texts are new)."""
         self.claims = list(claims)
+        self.passage_cache = passage_cache
         self.verifier: Verifier | None = load_verifier() if verifier is NO_VERIFIER else verifier
         self.threshold = threshold
         self.candidates = candidates
@@ -262,7 +266,7 @@ class ClaimMatcher:
             if not mine:
                 continue
             started = time.perf_counter()
-            encoded = text_passages(route.encoder, [texts[n] for n in mine], None, self.window)
+            encoded = text_passages(route.encoder, [texts[n] for n in mine], self.passage_cache, self.window)
             self.first_stage_seconds += time.perf_counter() - started
             for n, (passages, vectors) in zip(mine, encoded, strict=True):
                 language = languages[n]

@@ -189,10 +189,11 @@ def fit_logistic(
     iterations: int = 3000,
     learning_rate: float = 0.5,
     positive_weight: float | None = None,
+    row_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """Weights, bias, mean and scale of an L2-regularised logistic regression (full-batch gradient
     descent from zero: deterministic). ``positive_weight``: the weight of a positive row (default:
-    negatives / positives, so both classes count alike)."""
+    negatives / positives, so both classes count alike); ``row_weight``: a further weight per row."""
     mean = rows.mean(axis=0)
     scale = rows.std(axis=0)
     scale[scale < 1e-9] = 1.0
@@ -201,6 +202,8 @@ def fit_logistic(
     positives = max(1.0, float(y.sum()))
     weight_pos = positive_weight if positive_weight is not None else (len(y) - positives) / positives
     sample = np.where(y > 0, weight_pos, 1.0)
+    if row_weight is not None:
+        sample = sample * row_weight
     sample = sample / sample.sum()
     w = np.zeros(x.shape[1])
     b = 0.0

@@ -68,14 +68,16 @@ def prf(rows: list[dict[str, Any]]) -> dict[str, Any]:
     precision = correct / predicted if predicted else 1.0
     recall = correct / positives if positives else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    if not positives:  # no restatement to find: only the false alerts say anything
+        precision = recall = f1 = None  # type: ignore[assignment]
     return {
         "texts": len(rows),
         "positives": positives,
         "predicted": predicted,
         "correct": correct,
-        "precision": round(precision, 3),
-        "recall": round(recall, 3),
-        "f1": round(f1, 3),
+        "precision": None if precision is None else round(precision, 3),
+        "recall": None if recall is None else round(recall, 3),
+        "f1": None if f1 is None else round(f1, 3),
     }
 
 
@@ -110,10 +112,8 @@ def metrics(rows: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[s
 def markdown(report: dict[str, Any]) -> str:
     lines = ["| language | texts | positives | predicted | P | R | F1 |", "|---|---|---|---|---|---|---|"]
     for name, m in [("all", report["all"]), *report["languages"].items()]:
-        lines.append(
-            f"| {name} | {m['texts']} | {m['positives']} | {m['predicted']} | {m['precision']:.2f} "
-            f"| {m['recall']:.2f} | {m['f1']:.2f} |"
-        )
+        cells = ["—" if m[k] is None else f"{m[k]:.2f}" for k in ("precision", "recall", "f1")]
+        lines.append(f"| {name} | {m['texts']} | {m['positives']} | {m['predicted']} | {' | '.join(cells)} |")
     lines += ["", "| kind | passages | found | wrong claim | false alerts |", "|---|---|---|---|---|"]
     for name, counts in report["kinds"].items():
         lines.append(

@@ -142,14 +142,31 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def fit_verifier(
+@dataclass
+class TrainingSet:
+    """Candidate rows of labelled passages (each passage twice: claims as given, then bare)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    rows: Rows
+    gold: list[str | None]  # per passage
+    languages: list[str]  # per passage
+    sources: list[str]  # per passage: the file it comes from
+    routes: list[str]
+
+    @property
+    def passages(self) -> int:
+        return len(self.gold)
+
+
+def training_set(
     settings: Settings,
     claims: Sequence[Claim],
     paths: Sequence[Path],
     cache: EmbeddingCache | None = None,
     progress: Callable[[str], None] | None = None,
-) -> VerifierFit:
-    """Train the verifier on labelled passage files (never a test split): see the module docstring."""
+) -> TrainingSet:
+    """The candidate rows of the labelled passages of ``paths`` (never a test split)."""
     say = progress or (lambda message: None)
     if any("test" in path.name for path in paths):
         raise ClaimsFileError("the verifier is never trained on a test split")
@@ -162,61 +179,96 @@ def fit_verifier(
     languages = [item.language or guess_language(item.text) for item in items]
     rows = Rows()
     full = build_matcher(settings, claims, cache, languages=languages, verifier=False, threshold=-1.0)
+    full.passage_cache = cache
     say(f"{len(items)} passages, claims as given")
     collect_rows(full, items, rows, 0, say)
-    stripped = ClaimMatcher(bare(claims), verifier=None, threshold=-1.0)
+    stripped = ClaimMatcher(bare(claims), verifier=None, threshold=-1.0, passage_cache=cache)
     for route in full.routes:
         stripped.add_route(route.encoder, cache, route.index.fusion)
     say(f"{len(items)} passages, claims stripped to their text")
     collect_rows(stripped, items, rows, len(items), say)
-    x = np.vstack(rows.features)
-    y = np.asarray(rows.labels)
-    passages = 2 * len(items)
-    gold = [item.label for item in items] * 2
-    group_language = [(item.language or languages[n] or "und") for n, item in enumerate(items)] * 2
-    # out-of-fold probabilities for the thresholds
-    order = list(range(len(items)))
+    return TrainingSet(
+        x=np.vstack(rows.features),
+        y=np.asarray(rows.labels),
+        rows=rows,
+        gold=[item.label for item in items] * 2,
+        languages=[(item.language or languages[n] or "und") for n, item in enumerate(items)] * 2,
+        sources=[item.source for item in items] * 2,
+        routes=[route.encoder.model_name for route in full.routes],
+    )
+
+
+def row_weights(data: TrainingSet, real_weight: float) -> np.ndarray:
+    """``real_weight`` for the rows of passages from files other than the seed's written passages."""
+    return np.array([1.0 if data.sources[p].startswith("seed") else real_weight for p in data.rows.passage])
+
+
+def out_of_fold(
+    data: TrainingSet, l2: float = L2, columns: Sequence[int] | None = None, real_weight: float = 1.0
+) -> np.ndarray:
+    """Each row's probability from a model trained without its passage's fold (both copies of a
+    passage share a fold)."""
+    half = data.passages // 2
+    order = list(range(half))
     random.Random(SEED).shuffle(order)
     fold_of = {passage: n % FOLDS for n, passage in enumerate(order)}
-    fold = np.array([fold_of[p % len(items)] for p in rows.passage])
-    held_out = np.zeros(len(y))
+    fold = np.array([fold_of[p % half] for p in data.rows.passage])
+    x = data.x if columns is None else data.x[:, list(columns)]
+    held_out = np.zeros(len(data.y))
+    weights = row_weights(data, real_weight)
     for k in range(FOLDS):
         train = fold != k
-        w, b, mean, scale = fit_logistic(x[train], y[train], l2=L2)
+        w, b, mean, scale = fit_logistic(x[train], data.y[train], l2=l2, row_weight=weights[train])
         z = ((x[~train] - mean) / scale) @ w + b
         held_out[~train] = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
-    claims_of, scores = predictions(held_out, rows, passages)
-    everything = choose_threshold(sweep(claims_of, scores, gold, low=0.05, high=0.95, step=0.01))
+    return held_out
+
+
+def choose(claims_of: list[str], scores: np.ndarray, gold: list[str | None], members: list[int]) -> Any:
+    return choose_threshold(
+        sweep(
+            [claims_of[n] for n in members],
+            scores[members],
+            [gold[n] for n in members],
+            low=0.05,
+            high=0.95,
+            step=0.01,
+        )
+    )
+
+
+def fit_verifier(
+    settings: Settings,
+    claims: Sequence[Claim],
+    paths: Sequence[Path],
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifierFit:
+    """Train the verifier on labelled passage files (never a test split): see the module docstring."""
+    data = training_set(settings, claims, paths, cache, progress)
+    claims_of, scores = predictions(out_of_fold(data), data.rows, data.passages)
+    everything = choose(claims_of, scores, data.gold, list(range(data.passages)))
     by_language: dict[str, float] = {}
     cross: dict[str, dict[str, float]] = {"all": score_dict(everything)}
-    for language in sorted(set(group_language)):
-        members = [n for n in range(passages) if group_language[n] == language]
-        if sum(gold[n] is not None for n in members) < MIN_LANGUAGE_POSITIVES:
+    for language in sorted(set(data.languages)):
+        members = [n for n in range(data.passages) if data.languages[n] == language]
+        if sum(data.gold[n] is not None for n in members) < MIN_LANGUAGE_POSITIVES:
             continue
-        chosen = choose_threshold(
-            sweep(
-                [claims_of[n] for n in members],
-                scores[members],
-                [gold[n] for n in members],
-                low=0.05,
-                high=0.95,
-                step=0.01,
-            )
-        )
+        chosen = choose(claims_of, scores, data.gold, members)
         cross[language] = score_dict(chosen)
         if chosen.threshold != everything.threshold:
             by_language[language] = chosen.threshold
-    w, b, mean, scale = fit_logistic(x, y, l2=L2)
+    w, b, mean, scale = fit_logistic(data.x, data.y, l2=L2)
     trained_on = {
         "files": {path.name: file_digest(path) for path in paths},
-        "passages": len(items),
-        "rows": int(len(y)),
-        "positives": int(y.sum()),
+        "passages": data.passages // 2,
+        "rows": int(len(data.y)),
+        "positives": int(data.y.sum()),
         "seed": SEED,
         "folds": FOLDS,
         "l2": L2,
         "fitted": date.today().isoformat(),
-        "routes": [route.encoder.model_name for route in full.routes],
+        "routes": data.routes,
     }
     verifier = Verifier(
         weights=w,
@@ -228,7 +280,7 @@ def fit_verifier(
         version=weights_version(w, b, mean, scale),
         trained_on=trained_on,
     )
-    return VerifierFit(verifier, int(len(y)), len(items), cross)
+    return VerifierFit(verifier, int(len(data.y)), data.passages // 2, cross)
 
 
 def score_dict(score: Any) -> dict[str, float]:
