@@ -233,9 +233,10 @@ class ClaimMatcher:
     def verifier_version(self) -> str | None:
         return self.verifier.version if self.verifier is not None else None
 
-    def threshold_for(self, route: MatchRoute, language: str | None) -> float:
-        """The match threshold of a text in ``language`` going through ``route``."""
-        if self.threshold is not None:
+    def threshold_for(self, route: MatchRoute, language: str | None, override: bool = True) -> float:
+        """The match threshold of a text in ``language`` going through ``route`` (with ``override``
+        false: the calibrated one even when the matcher has a threshold of its own)."""
+        if override and self.threshold is not None:
             return self.threshold
         code = (language or "").split("-")[0].lower() or None
         if self.verifier is not None:

@@ -233,36 +233,45 @@ def labels(
     ],
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="Match threshold (default: the model's calibrated threshold)."),
+        typer.Option(
+            "--threshold", help="Match threshold (default: the calibrated threshold of each text's language)."
+        ),
     ] = None,
     model: ModelOption = None,
+    verifier: Annotated[
+        bool,
+        typer.Option("--verifier/--no-verifier", help="Re-score candidates with the verifier (default)."),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Precision, recall and F1 per language of the best match of labelled texts, and a threshold sweep.
 
-    Texts are split into passages and matched as by `claimwatch score`; a prediction is the best claim
-    at or above the threshold, correct when it is the text's label."""
+    Texts are matched exactly as by `claimwatch score` (language routes, verifier); a prediction is the
+    best claim at or above the threshold, correct when it is the text's label."""
 
     settings = state.settings()
     with clean_errors():
         from crawler.services.evaluation import evaluate_labels, read_labels
+        from crawler.services.matching import build_matcher
         from pipelines.claims import load_claims
-        from pipelines.match import ClaimIndex, default_threshold
 
         claim_list = load_claims(claims)
         items = read_labels(path, {claim.id for claim in claim_list})
-        encoder = _encoder(settings, model)
-        cutoff = default_threshold(model or settings.model) if threshold is None else threshold
-        index = ClaimIndex.build(encoder, claim_list, cache=_cache(settings))
-        report = evaluate_labels(encoder, index, items, cutoff)
+        languages = [None if item.language == "und" else item.language for item in items]
+        matcher = build_matcher(
+            settings, claim_list, _cache(settings), model=model, languages=languages, verifier=verifier,
+            threshold=-1.0,
+        )  # fmt: skip
+        report = evaluate_labels(matcher, items, threshold)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
-    source = "given" if threshold is not None else "calibrated default"
-    typer.echo(f"model {report.model}, threshold {report.threshold:.3f} ({source})")
+    source = "given" if threshold is not None else "calibrated per language"
+    shown = f"{threshold:.3f}" if threshold is not None else "of each text's language"
+    typer.echo(f"model {report.model}, threshold {shown} ({source}), verifier {report.verifier or 'none'}")
     typer.echo(f"{'language':<10}{'texts':>7}{'labelled':>10}{'predicted':>11}{'P':>8}{'R':>8}{'F1':>8}")
     for name, score in report.languages.items():
-        note = "" if report.is_covered(name) else "  (not a language of the model)"
+        note = "" if report.is_covered(name) else "  (no route covers this language)"
         typer.echo(
             f"{name:<10}{report.items[name]:>7}{score.positives:>10}{score.predicted:>11}"
             f"{score.precision:>8.3f}{score.recall:>8.3f}{score.f1:>8.3f}{note}"
