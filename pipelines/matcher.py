@@ -117,6 +117,25 @@ class MatchRoute:
             self.views[language] = self._view(language, cache)
         self.examples = self._examples("examples", cache)
         self.counters = self._examples("counter_examples", cache)
+        self.background = self._background()
+
+    def _background(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per claim, the mean and standard deviation of its cosine with the texts of the other
+        claims and their examples and counter-examples: how high on-topic text that does not restate
+        it scores, so a claim that attracts its whole topic needs more."""
+        vectors = self.index.vectors
+        owners = np.arange(len(self.claims))
+        texts = [vectors, self.examples.vectors, self.counters.vectors]
+        rows = np.vstack([t for t in texts if t.size]) if len(self.claims) else vectors
+        own = np.concatenate([owners, self.examples.owners, self.counters.owners])
+        if len(self.claims) < 2 or len(self.claims) > 5000:  # large claim sets: no background
+            return np.zeros(len(self.claims)), np.ones(len(self.claims))
+        similarity = rows @ vectors.T  # background rows x claims
+        mask = own[:, None] != owners[None, :]
+        count = mask.sum(axis=0).clip(min=1)
+        mean = (similarity * mask).sum(axis=0) / count
+        variance = (((similarity - mean) ** 2) * mask).sum(axis=0) / count
+        return mean, np.sqrt(np.maximum(variance, 1e-6))
 
     @property
     def multilingual(self) -> bool:
@@ -391,6 +410,7 @@ class ClaimMatcher:
                 "attribution": float(attribution > 0),
                 "hedge": float(hedge > 0 and not view.hedged[col]),
                 "question": float(question),
+                "claim_z": (candidate.first_stage - route.background[0][col]) / route.background[1][col],
                 "multilingual_route": float(route.multilingual),
                 "log_length": log_length(passages[row].text),
             }

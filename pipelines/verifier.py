@@ -49,6 +49,7 @@ FEATURES = (
     "attribution",  # reported speech: "said", "according to", "по мнению" ...
     "hedge",  # "if", "may", "perhaps" ... in the passage and not in the claim
     "question",  # the passage asks rather than asserts
+    "claim_z",  # best in standard deviations of the claim's scores against other claims' texts/examples
     "multilingual_route",  # the passage went to the multilingual encoder
     "log_length",  # log of the passage's characters
 )
