@@ -81,5 +81,31 @@ def test_the_shipped_verifier_is_consistent() -> None:
     assert verifier is not None and tuple(data["features"]) == FEATURES
     assert verifier.version == weights_version(verifier.weights, verifier.bias, verifier.mean, verifier.scale)
     assert 0 < verifier.threshold < 1 and all(0 < t < 1 for t in verifier.language_thresholds.values())
-    assert all("test" not in name for name in verifier.trained_on["files"])
+    assert all("test" not in name for name, _ in verifier.trained_on["files"])
     assert VERIFIER_FILE.stat().st_size < 25_000_000
+
+
+@pytest.mark.slow
+def test_the_shipped_verifier_retrains_to_the_same_weights() -> None:
+    """Retrain on the files it was trained on, when all are at hand with the same contents (the real
+    commentary dev set is not in the repository: set CLAIMWATCH_REAL_DEV to its path); else skip."""
+    import os
+
+    from crawler.config import load_settings
+    from crawler.services.verification import file_digest, fit_verifier
+    from pipelines.claims import default_claims_path, load_claims
+
+    verifier = load_verifier()
+    assert verifier is not None
+    labelled = REPO / "crawler" / "data" / "labelled"
+    candidates = [labelled / name for name in verifier.trained_on["files"]]
+    real = os.environ.get("CLAIMWATCH_REAL_DEV")
+    paths = [p if p.is_file() else Path(real or "/nonexistent") for p in candidates]
+    if not all(
+        p.is_file() and file_digest(p) == verifier.trained_on["files"][c.name]
+        for p, c in zip(paths, candidates, strict=True)
+    ):
+        pytest.skip("not every training file is at hand with the contents the verifier was trained on")
+    fit = fit_verifier(load_settings(environ={}), load_claims(default_claims_path()), paths)
+    assert fit.verifier.version == verifier.version
+    assert fit.verifier.threshold == verifier.threshold

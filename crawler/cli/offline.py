@@ -90,6 +90,7 @@ def score(
             threshold=threshold,
             show_progress=sys.stderr.isatty(),
         )
+        matcher.passage_cache = cache  # inputs scored again (evaluations) reuse their vectors
         for start in range(0, len(inputs), batch_inputs):
             chunk = inputs[start : start + batch_inputs]
             results = matcher.match(

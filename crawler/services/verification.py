@@ -276,7 +276,7 @@ def fit_verifier(
             by_language[language] = chosen.threshold
     w, b, mean, scale = fit_logistic(data.x, data.y, l2=L2)
     trained_on = {
-        "files": {path.name: file_digest(path) for path in paths},
+        "files": [[path.name, file_digest(path)] for path in paths],  # in training order
         "passages": data.passages // 2,
         "rows": int(len(data.y)),
         "positives": int(data.y.sum()),
