@@ -111,10 +111,11 @@ class MatchRoute:
         self.claims = list(claims)
         self.index = ClaimIndex.build(encoder, self.claims, cache=cache, fusion=fusion)
         self.texts = [claim_translations(claim) for claim in self.claims]
+        # the claims per passage language: built when a passage in that language first comes (without
+        # the cache then: a crawl's cache is bound to the session that built the route)
         self.views: dict[str, LanguageView] = {}
-        languages = sorted({code for texts in self.texts for code in texts})
-        for language in languages:
-            self.views[language] = self._view(language, cache)
+        if covers_language(encoder, "en"):
+            self.views["en"] = self._view("en", cache)
         self.examples = self._examples("examples", cache)
         self.counters = self._examples("counter_examples", cache)
         self.background = self._background()
@@ -161,16 +162,18 @@ class MatchRoute:
     def view(self, language: str | None) -> LanguageView:
         code = (language or "und").split("-")[0].lower()
         if code not in self.views:
-            self.views[code] = self._view(code, None)  # no translations: nothing to encode
+            self.views[code] = self._view(code, None)  # its translations, if any, encoded now
         return self.views[code]
 
     def _examples(self, name: str, cache: EmbeddingCache | None) -> ExampleVectors:
+        """The vectors of the claims' examples (or counter-examples) in languages the encoder covers."""
         texts: list[str] = []
         owners: list[int] = []
         for row, claim in enumerate(self.claims):
             for text in claim_examples(claim, name):
-                texts.append(text)
-                owners.append(row)
+                if self.encoder.languages is None or covers_language(self.encoder, guess_language(text)):
+                    texts.append(text)
+                    owners.append(row)
         dimension = self.index.vectors.shape[1] if self.index.vectors.ndim == 2 else 0
         vectors = (
             encode_cached(self.encoder, texts, cache, kind="passage")
