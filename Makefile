@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install demo test test-fast lint lint-imports migrations-check clean
+.PHONY: install demo test test-fast lint lint-imports typecheck migrations-check clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: install lint-imports
+lint: install lint-imports typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over the pure layers, pipelines/ and db/ ([tool.mypy] in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 # import direction and no import cycles: the contracts in pyproject.toml ([tool.importlinter])
 lint-imports: install

@@ -54,8 +54,10 @@ class Settings:
     )
     match_threshold: float | None = _setting(
         None,
-        "Cosine similarity at or above which a passage matches a claim. Empty: the calibrated default "
-        "for the model (pipelines/thresholds.json).",
+        "Match score at or above which a passage matches a claim. The score is the fused one: the "
+        "passage-claim cosine combined with the claim-context cosine and BM25 coverage by the model's "
+        "fitted weights (pipelines/fusion.json; plain cosine for other models). Empty: the default "
+        "calibrated on that score for the model (pipelines/thresholds.json).",
     )
     relevance_filter: bool = _setting(
         True,
@@ -182,6 +184,20 @@ class Settings:
     )
     alert_spike_days: int = _setting(28, "Spike rule: trailing window in days (before today, UTC).")
     alert_top_passages: int = _setting(3, "Top passages shown per recurring claim in a digest.")
+    alert_rebuttals: bool = _setting(
+        True,
+        "Whether matches that rebut a claim (reviewed verdict `rebuts`, else predicted stance) count "
+        "toward its alerts; digests label them as rebuttals. Matches reviewed `wrong` never alert.",
+    )
+    reviewer: str = _setting(
+        "",
+        "Name recorded with verdicts given by `claimwatch review` (docs/review.md). Empty: the login name.",
+    )
+    review_min_reviews: int = _setting(
+        8,
+        "`claimwatch calibrate --from-reviews`: reviewed matches a claim needs for a threshold of its own "
+        "(fewer: the model's default threshold).",
+    )
     schedule_cron: str = _setting(
         "0 6 * * *",
         "When `claimwatch schedule` runs the daily job: a crontab expression (minute hour day month "
@@ -197,6 +213,22 @@ class Settings:
         600,
         "Seconds a run lock stays valid without a heartbeat (renewed every third of it). A holder that "
         "died on the same host is taken over at once; on another host after this time.",
+    )
+    corpora_dir: str = _setting(
+        "../shared/corpora",
+        "Directory of the evaluation corpora (`checkthat-2a/`, `article-extraction-benchmark/`, ...) "
+        "that `eval checkthat`, `eval fit-fusion` and `bench` read when no `--data`/`--corpora` is "
+        "given; a relative path is taken from the working directory.",
+    )
+    doctor_stale_days: int = _setting(
+        30,
+        "`claimwatch doctor --sources` calls a source stale when its newest item is older than this many "
+        "days.",
+    )
+    doctor_min_free_mb: int = _setting(
+        500,
+        "`claimwatch doctor` fails when less than this many MB are free where the database (SQLite), the "
+        "caches or the crawl state live.",
     )
     redis_url: str = _setting(
         "",
@@ -327,6 +359,7 @@ def _validate(settings: Settings) -> None:
         "store_batch_size",
         "download_timeout",
         "max_source_entries",
+        "doctor_stale_days",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")

@@ -21,6 +21,7 @@ from scrapy.settings import Settings as ScrapySettings
 from crawler.config import Settings, load_settings
 from db.queries import finish_run, list_sources
 from db.session import check_connection, make_engine, make_sessionmaker, session_scope
+from pipelines.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def build_scrapy_settings(settings: Settings, run_id: int | None, log_file: Path
         "AUTOTHROTTLE_ENABLED": settings.autothrottle,
         "AUTOTHROTTLE_START_DELAY": max(settings.download_delay, 0.1),
         "LOG_LEVEL": settings.log_level,
+        "LOG_INSTALL_ROOT_HANDLER": True,
         "CLAIMWATCH_DATABASE_URL": settings.database_url,
         "CLAIMWATCH_RUN_ID": run_id,
         "CLAIMWATCH_ALLOW_LOOPBACK": settings.allow_loopback,
@@ -95,7 +97,9 @@ def run(
 ) -> dict[str, dict[str, Any]]:
     kinds = [SPIDER_KINDS[name] for name in spiders]
     sources = source_dicts(settings, kinds)
-    process = CrawlerProcess(build_scrapy_settings(settings, run_id, log_file), install_root_handler=True)
+    # the root log handler comes from the LOG_INSTALL_ROOT_HANDLER setting: the install_root_handler
+    # argument is deprecated (a ScrapyDeprecationWarning on every crawl)
+    process = CrawlerProcess(build_scrapy_settings(settings, run_id, log_file))
     classes = spider_classes()
     crawlers = {}
     for name in spiders:
@@ -141,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     pages = sum(s.get("downloader/response_count", 0) for s in stats.values())
     store_errors = sum(s.get("claimwatch/unstored_at_close", 0) for s in stats.values())
-    status = "failed" if store_errors else "succeeded"
+    status = RunStatus.FAILED if store_errors else RunStatus.SUCCEEDED
     error = f"{store_errors} documents could not be stored" if store_errors else None
     with session_scope(sessions) as session:
         finish_run(session, args.run_id, status, error=error, stats=stats, counters={"pages_fetched": pages})
-    return 0 if status == "succeeded" else 1
+    return 0 if status == RunStatus.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

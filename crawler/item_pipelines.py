@@ -17,7 +17,9 @@ from db.session import make_engine, make_sessionmaker, session_scope
 from db.timeutil import to_naive_utc, utcnow
 from pipelines.dedup import content_hash, simhash
 from pipelines.extract import Article, decode_html, extract_article, sniff_non_html
+from pipelines.records import DocumentRecord
 from pipelines.relevance import assess_relevance
+from pipelines.status import DocumentStatus, MatchStatus
 from pipelines.urls import host_of
 
 logger = logging.getLogger(__name__)
@@ -38,56 +40,56 @@ def parse_date(value: str | None) -> datetime | None:
     return to_naive_utc(moment) if moment.tzinfo else moment
 
 
-def failure_record(item: PageItem, reason: str, retryable: bool = False) -> dict[str, Any]:
-    return {
-        "url": item.url,
-        "final_url": item.final_url,
-        "discovered_via": item.discovered_via,
-        "http_status": item.http_status,
-        "content_type": item.content_type,
-        "status": "failed",
-        "reason": reason[:500],
-        "retryable": retryable,
-        "title": item.listed_title,
-        "published_at": parse_date(item.listed_published),
-        "outlet": host_of(item.final_url or item.url),
-        "match_status": "skipped",
-    }
+def failure_record(item: PageItem, reason: str, retryable: bool = False) -> DocumentRecord:
+    return DocumentRecord(
+        url=item.url,
+        final_url=item.final_url,
+        discovered_via=item.discovered_via,
+        http_status=item.http_status,
+        content_type=item.content_type,
+        status=DocumentStatus.FAILED,
+        reason=reason[:500],
+        retryable=retryable,
+        title=item.listed_title,
+        published_at=parse_date(item.listed_published),
+        outlet=host_of(item.final_url or item.url),
+        match_status=MatchStatus.SKIPPED,
+    )
 
 
-def article_record(item: PageItem, article: Article, relevance_filter: bool = True) -> dict[str, Any]:
+def article_record(item: PageItem, article: Article, relevance_filter: bool = True) -> DocumentRecord:
     relevance = assess_relevance(article.text, article.title)
     relevant = relevance.relevant or not relevance_filter
     # The feed's / sitemap's date is stated by the publisher; a page date may come from trafilatura's
     # search of the text ("the 2025 budget" → 2025-01-01), so it only fills in when the listing has none.
     published = parse_date(item.listed_published) or parse_date(article.date)
-    return {
-        "url": item.url,
-        "final_url": item.final_url,
-        "discovered_via": item.discovered_via,
-        "http_status": item.http_status,
-        "content_type": item.content_type,
-        "status": "ok" if relevant else "irrelevant",
-        "reason": None if relevant else relevance.reason,
-        "retryable": False,
-        "title": article.title or item.listed_title,
-        "author": article.author,
-        "published_at": published,
-        "sitename": article.sitename,
+    return DocumentRecord(
+        url=item.url,
+        final_url=item.final_url,
+        discovered_via=item.discovered_via,
+        http_status=item.http_status,
+        content_type=item.content_type,
+        status=DocumentStatus.OK if relevant else DocumentStatus.IRRELEVANT,
+        reason=None if relevant else relevance.reason,
+        retryable=False,
+        title=article.title or item.listed_title,
+        author=article.author,
+        published_at=published,
+        sitename=article.sitename,
         # the publication's own name (og:site_name, JSON-LD publisher) when the page states it
-        "outlet": (article.sitename or "").strip()[:255] or host_of(item.final_url or item.url),
-        "language": article.language or item.listed_language,
-        "description": article.description,
-        "text": article.text,
-        "text_chars": len(article.text),
-        "relevance_terms": relevance.terms or None,
-        "content_hash": content_hash(article.text),
-        "simhash": simhash(article.text),
-        "match_status": "pending" if relevant else "skipped",
-    }
+        outlet=(article.sitename or "").strip()[:255] or host_of(item.final_url or item.url),
+        language=article.language or item.listed_language,
+        description=article.description,
+        text=article.text,
+        text_chars=len(article.text),
+        relevance_terms=relevance.terms or None,
+        content_hash=content_hash(article.text),
+        simhash=simhash(article.text),
+        match_status=MatchStatus.PENDING if relevant else MatchStatus.SKIPPED,
+    )
 
 
-def page_to_record(item: PageItem, relevance_filter: bool = True) -> dict[str, Any]:
+def page_to_record(item: PageItem, relevance_filter: bool = True) -> DocumentRecord:
     """What to store for one fetched page: an article, an irrelevant page, or a failure (with
     ``relevance_filter`` off every article is relevant)."""
     if item.error is not None:
@@ -106,7 +108,7 @@ def page_to_record(item: PageItem, relevance_filter: bool = True) -> dict[str, A
 
 
 class ExtractPipeline:
-    """Turns PageItems into document records (dicts); SourceStateItems pass through."""
+    """Turns PageItems into DocumentRecords; SourceStateItems pass through."""
 
     def __init__(self, crawler: Crawler, relevance_filter: bool = True) -> None:
         self.crawler = crawler
@@ -114,16 +116,16 @@ class ExtractPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractPipeline:
-        return cls(crawler, crawler.settings.getbool("CLAIMWATCH_RELEVANCE_FILTER", True))
+        return cls(crawler, crawler.settings.getbool("CLAIMWATCH_RELEVANCE_FILTER"))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PageItem):
             return item
         record = page_to_record(item, self.relevance_filter)
-        record["source_key"] = item.source_key
-        self.crawler.stats.inc_value(f"claimwatch/documents_{record['status']}")
-        if record["status"] == "failed":
-            logger.info("page %s failed: %s", item.url, record["reason"])
+        record.source_key = item.source_key
+        self.crawler.stats.inc_value(f"claimwatch/documents_{record.status}")
+        if record.status == DocumentStatus.FAILED:
+            logger.info("page %s failed: %s", item.url, record.reason)
         return record
 
 
@@ -157,7 +159,7 @@ class StorePipeline:
         self.timer: Any = None
         self.engine = make_engine(database_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.documents: list[dict[str, Any]] = []
+        self.documents: list[DocumentRecord] = []
         self.states: list[SourceStateItem] = []
         self.source_ids: dict[str, int] = {}
 
@@ -168,8 +170,8 @@ class StorePipeline:
             crawler.settings.get("CLAIMWATCH_DATABASE_URL"),
             crawler.settings.getint("CLAIMWATCH_RUN_ID") or None,
             # crawler/config.py store_batch_size, store_flush_seconds
-            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE", 50),
-            crawler.settings.getfloat("CLAIMWATCH_STORE_FLUSH_SECONDS", 2.0),
+            crawler.settings.getint("CLAIMWATCH_STORE_BATCH_SIZE"),
+            crawler.settings.getfloat("CLAIMWATCH_STORE_FLUSH_SECONDS"),
         )
 
     def open_spider(self, spider: Any = None) -> None:
@@ -190,11 +192,11 @@ class StorePipeline:
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, SourceStateItem):
             self.states.append(item)
-        elif isinstance(item, dict):
-            source_key = item.pop("source_key", None)
-            item.setdefault("source_id", self.source_ids.get(source_key) if source_key else None)
-            item["crawl_run_id"] = self.run_id
-            item["fetched_at"] = utcnow()
+        elif isinstance(item, DocumentRecord):
+            if item.source_id is None and item.source_key:
+                item.source_id = self.source_ids.get(item.source_key)
+            item.crawl_run_id = self.run_id
+            item.fetched_at = utcnow()
             self.documents.append(item)
             if self.waiting_since is None:
                 self.waiting_since = self.clock()

@@ -53,6 +53,7 @@ from db.locks import current_lock
 from db.queries import RUN_COUNTERS, finish_run, start_run
 from db.session import make_engine, session_scope
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == RunStatus.SUCCEEDED
 
     def describe(self) -> str:
         done = ", ".join(f"{name} {'ok' if s.get('ok') else 'failed'}" for name, s in self.steps.items())
@@ -172,11 +173,11 @@ def run_daily_job(
     details: dict[str, dict[str, Any]] = {}
     counters: dict[str, int] = {}
     errors: list[str] = []
-    status = "succeeded"
+    status: str = RunStatus.SUCCEEDED
     try:
         for name, step in steps:
             if stop.is_set() or lock.lost.is_set():
-                status = "interrupted"
+                status = RunStatus.INTERRUPTED
                 errors.append("stopped before " + name + (" (run lock lost)" if lock.lost.is_set() else ""))
                 break
             logger.info("daily run %d: %s", run_id, name)
@@ -196,10 +197,10 @@ def run_daily_job(
                 if key in RUN_COUNTERS:
                     counters[key] = counters.get(key, 0) + value
             if not outcome.ok:
-                status = "failed"
+                status = RunStatus.FAILED
                 errors.append(f"{name}: {outcome.error or 'failed'}")
     except BaseException:
-        status = "interrupted"
+        status = RunStatus.INTERRUPTED
         errors.append("interrupted")
         raise
     finally:

@@ -16,6 +16,14 @@ makes it:
 - a changed ``claim_documents`` row recomputes the day, week and source groups it belongs to (a few
   hundred rows at most, read from a covering index) and moves its outlet/language facet counts.
 
+Since migration 0007 (``reviews=True``, the default) matches reviewed ``wrong`` (``matches.verdict``)
+count nowhere, and each (claim, document) row counts its passages per stance (``restates``,
+``rebuts``, ``reports``: the reviewed verdict, else the predicted stance); the rollups count the
+documents with at least one passage of each stance (``restating``, ``rebutting``, ``reporting``).
+Triggers on ``match_reviews`` copy a match's latest verdict to ``matches.verdict`` /
+``matches.review_id``; that update recomputes the match's (claim, document) row like any other.
+Migration 0005 builds the earlier form (``reviews=False``).
+
 Claims' and sources' names, texts and ``active`` flags are joined at query time, so they need no
 upkeep. On PostgreSQL the trigger functions first take a transaction-level advisory lock: concurrent
 writers maintain the aggregates one after the other, and each recomputation, a statement of its own
@@ -42,13 +50,36 @@ AGGREGATE_TABLES = (
 # pg_advisory_xact_lock key serialising aggregate upkeep between concurrent writers (PostgreSQL).
 ADVISORY_LOCK_KEY = 72_651_125
 
-_PAIR_COLUMNS = (
+STANCES = ("restates", "rebuts", "reports")
+# a match counts unless reviewed wrong; its stance is the reviewed verdict, else the predicted one
+COUNTED = "COALESCE(m.verdict, '') <> 'wrong'"
+STANCE = "COALESCE(m.verdict, m.predicted_stance)"
+_BASE_PAIR_COLUMNS = (
     "claim_id, document_id, matches, best_score, seen_at, day, week_start, source_id, outlet, language"
 )
-_PAIR_UPDATE = ", ".join(
-    f"{c} = excluded.{c}"
-    for c in ("matches", "best_score", "seen_at", "day", "week_start", "source_id", "outlet", "language")
+_BASE_PAIR_UPDATED = (
+    "matches",
+    "best_score",
+    "seen_at",
+    "day",
+    "week_start",
+    "source_id",
+    "outlet",
+    "language",
 )
+
+
+def _pair_columns(reviews: bool) -> str:
+    return _BASE_PAIR_COLUMNS + (", restates, rebuts, reports" if reviews else "")
+
+
+def _pair_update(reviews: bool) -> str:
+    return ", ".join(f"{c} = excluded.{c}" for c in _BASE_PAIR_UPDATED + (STANCES if reviews else ()))
+
+
+def stance_count(stance: str, row: str = "m") -> str:
+    """1 when match ``row`` (m, NEW) has ``stance`` (verdict, else predicted), else 0."""
+    return f"CASE WHEN COALESCE({row}.verdict, {row}.predicted_stance) = '{stance}' THEN 1 ELSE 0 END"
 
 
 @dataclass(frozen=True)
@@ -63,7 +94,10 @@ _DAY_VALUES = (
     "COUNT(*), SUM(matches), COUNT(DISTINCT NULLIF(source_id, 0)), COUNT(DISTINCT outlet), "
     "COUNT(DISTINCT language), MAX(best_score)"
 )
-ROLLUPS = (
+# documents with at least one passage of each stance
+STANCE_DOCUMENTS = ("restating", "rebutting", "reporting")
+_STANCE_VALUES = ", ".join(f"SUM(CASE WHEN {s} > 0 THEN 1 ELSE 0 END)" for s in STANCES)
+ROLLUPS_0005 = (
     Rollup(
         "claim_day_stats",
         ("claim_id", "day"),
@@ -83,7 +117,15 @@ ROLLUPS = (
         "COUNT(*), SUM(matches), COUNT(DISTINCT outlet), MAX(best_score), MIN(seen_at), MAX(seen_at)",
     ),
 )
+ROLLUPS = tuple(
+    Rollup(r.table, r.key, f"{r.columns}, {', '.join(STANCE_DOCUMENTS)}", f"{r.select}, {_STANCE_VALUES}")
+    for r in ROLLUPS_0005
+)
 FACETS = ("outlet", "language")
+
+
+def _rollups(reviews: bool) -> tuple[Rollup, ...]:
+    return ROLLUPS if reviews else ROLLUPS_0005
 
 
 def _fragments(dialect: str) -> dict[str, str]:
@@ -96,33 +138,38 @@ def _fragments(dialect: str) -> dict[str, str]:
     }
 
 
-def pair_select(dialect: str, where: str) -> str:
-    """(claim, original document) rows of claim_documents computed from matches, filtered by ``where``."""
+def pair_select(dialect: str, where: str, reviews: bool = True) -> str:
+    """(claim, original document) rows of claim_documents computed from matches, filtered by ``where``
+    (``reviews``: matches reviewed wrong left out, passages counted per stance)."""
     f = _fragments(dialect)
+    stances = "".join(f", SUM({stance_count(s)})" for s in STANCES) if reviews else ""
+    counted = f" AND {COUNTED}" if reviews else ""
     return (
         f"SELECT m.claim_id, m.document_id, COUNT(*), MAX(m.score), {SEEN}, {f['day']}, {f['week']}, "
-        "COALESCE(d.source_id, 0), d.outlet, d.language "
+        f"COALESCE(d.source_id, 0), d.outlet, d.language{stances} "
         "FROM matches m JOIN documents d ON d.id = m.document_id "
-        f"WHERE d.duplicate_of_id IS NULL AND {where} GROUP BY m.claim_id, m.document_id, d.id"
+        f"WHERE d.duplicate_of_id IS NULL{counted} AND {where} GROUP BY m.claim_id, m.document_id, d.id"
     )
 
 
-def _refresh_pairs(dialect: str, where: str) -> list[str]:
+def _refresh_pairs(dialect: str, where: str, reviews: bool) -> list[str]:
     """Recompute the claim_documents rows selected by ``where`` (over m.* and d.*) from matches."""
     return [
-        f"INSERT INTO claim_documents ({_PAIR_COLUMNS}) {pair_select(dialect, where)} "
-        f"ON CONFLICT (claim_id, document_id) DO UPDATE SET {_PAIR_UPDATE}"
+        f"INSERT INTO claim_documents ({_pair_columns(reviews)}) {pair_select(dialect, where, reviews)} "
+        f"ON CONFLICT (claim_id, document_id) DO UPDATE SET {_pair_update(reviews)}"
     ]
 
 
-def _refresh_pair(dialect: str, row: str) -> list[str]:
-    """Recompute the (claim, document) row of match ``row`` (OLD or NEW); drop it when no match is left."""
+def _refresh_pair(dialect: str, row: str, reviews: bool) -> list[str]:
+    """Recompute the (claim, document) row of match ``row`` (OLD or NEW); drop it when no (counted)
+    match is left."""
     match = f"m.claim_id = {row}.claim_id AND m.document_id = {row}.document_id"
+    counted = f" AND {COUNTED}" if reviews else ""
     return [
-        *_refresh_pairs(dialect, match),
+        *_refresh_pairs(dialect, match, reviews),
         f"DELETE FROM claim_documents WHERE claim_id = {row}.claim_id AND document_id = {row}.document_id "
         "AND NOT EXISTS (SELECT 1 FROM matches m JOIN documents d ON d.id = m.document_id "
-        f"WHERE d.duplicate_of_id IS NULL AND {match})",
+        f"WHERE d.duplicate_of_id IS NULL{counted} AND {match})",
     ]
 
 
@@ -173,34 +220,74 @@ class Trigger:
 _DOCUMENT_COLUMNS = ("published_at", "fetched_at", "source_id", "outlet", "language", "duplicate_of_id")
 
 
-def triggers(dialect: str) -> list[Trigger]:
+# the latest review of a match (by time, then id) and what the review triggers copy to matches
+_LATEST_REVIEW = (
+    "SELECT r.{column} FROM match_reviews r WHERE r.match_id = {row}.match_id "
+    "ORDER BY r.reviewed_at DESC, r.id DESC LIMIT 1"
+)
+
+
+def _copy_latest_review(row: str) -> str:
+    latest = {c: _LATEST_REVIEW.format(column=c, row=row) for c in ("id", "verdict")}
+    return (
+        f"UPDATE matches SET review_id = ({latest['id']}), verdict = ({latest['verdict']}) "
+        f"WHERE id = {row}.match_id"
+    )
+
+
+def triggers(dialect: str, reviews: bool = True) -> list[Trigger]:
+    """The triggers keeping the aggregates exact (``reviews``: the form of migration 0007)."""
     f = _fragments(dialect)
     differs = f["differs"]
+    rollups = _rollups(reviews)
     doc_changed = " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in _DOCUMENT_COLUMNS)
+    if reviews:
+        new_stances = "".join(f", {stance_count(s, 'NEW')}" for s in STANCES)
+        add_stances = "".join(f", {s} = claim_documents.{s} + excluded.{s}" for s in STANCES)
+        new_counted = " AND COALESCE(NEW.verdict, '') <> 'wrong'"
+    else:
+        new_stances = add_stances = new_counted = ""
     added_pair = (
-        f"INSERT INTO claim_documents ({_PAIR_COLUMNS}) "
+        f"INSERT INTO claim_documents ({_pair_columns(reviews)}) "
         f"SELECT NEW.claim_id, NEW.document_id, 1, NEW.score, {SEEN}, {f['day']}, {f['week']}, "
-        "COALESCE(d.source_id, 0), d.outlet, d.language "
-        "FROM documents d WHERE d.id = NEW.document_id AND d.duplicate_of_id IS NULL "
+        f"COALESCE(d.source_id, 0), d.outlet, d.language{new_stances} "
+        f"FROM documents d WHERE d.id = NEW.document_id AND d.duplicate_of_id IS NULL{new_counted} "
         "ON CONFLICT (claim_id, document_id) DO UPDATE SET matches = claim_documents.matches + 1, "
-        f"best_score = {f['greatest']}(claim_documents.best_score, excluded.best_score)"
+        f"best_score = {f['greatest']}(claim_documents.best_score, excluded.best_score){add_stances}"
     )
     moved = {
-        r.table: " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in r.key) for r in ROLLUPS
+        r.table: " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in r.key) for r in rollups
     }  # the row left the group OLD belonged to
     facet_moved = {
         facet: f"OLD.claim_id {differs} NEW.claim_id OR OLD.{facet} {differs} NEW.{facet}" for facet in FACETS
     }
+    match_columns = ("claim_id", "document_id", "score") + (
+        ("verdict", "predicted_stance") if reviews else ()
+    )
+    review_triggers = (
+        [
+            Trigger(
+                "cw_match_reviews_insert", "match_reviews", "INSERT", (), None, (_copy_latest_review("NEW"),)
+            ),
+            Trigger(
+                "cw_match_reviews_delete", "match_reviews", "DELETE", (), None, (_copy_latest_review("OLD"),)
+            ),
+        ]
+        if reviews
+        else []
+    )
     return [
         Trigger("cw_matches_insert", "matches", "INSERT", (), None, (added_pair,)),
-        Trigger("cw_matches_delete", "matches", "DELETE", (), None, tuple(_refresh_pair(dialect, "OLD"))),
+        Trigger(
+            "cw_matches_delete", "matches", "DELETE", (), None, tuple(_refresh_pair(dialect, "OLD", reviews))
+        ),
         Trigger(
             "cw_matches_update",
             "matches",
             "UPDATE",
-            ("claim_id", "document_id", "score"),
+            match_columns,
             None,
-            (*_refresh_pair(dialect, "OLD"), *_refresh_pair(dialect, "NEW")),
+            (*_refresh_pair(dialect, "OLD", reviews), *_refresh_pair(dialect, "NEW", reviews)),
         ),
         Trigger(
             "cw_documents_update",
@@ -210,7 +297,7 @@ def triggers(dialect: str) -> list[Trigger]:
             doc_changed,
             (
                 "DELETE FROM claim_documents WHERE document_id = NEW.id AND NEW.duplicate_of_id IS NOT NULL",
-                *_refresh_pairs(dialect, "m.document_id = NEW.id"),
+                *_refresh_pairs(dialect, "m.document_id = NEW.id", reviews),
             ),
         ),
         Trigger(
@@ -220,7 +307,7 @@ def triggers(dialect: str) -> list[Trigger]:
             (),
             None,
             (
-                *(s for r in ROLLUPS for s in _refresh_group(r, "NEW")),
+                *(s for r in rollups for s in _refresh_group(r, "NEW")),
                 *(_facet_add("NEW", facet) for facet in FACETS),
             ),
         ),
@@ -231,7 +318,7 @@ def triggers(dialect: str) -> list[Trigger]:
             (),
             None,
             (
-                *(s for r in ROLLUPS for s in _refresh_group(r, "OLD")),
+                *(s for r in rollups for s in _refresh_group(r, "OLD")),
                 *(s for facet in FACETS for s in _facet_remove("OLD", facet)),
             ),
         ),
@@ -242,12 +329,13 @@ def triggers(dialect: str) -> list[Trigger]:
             (),
             None,
             (
-                *(s for r in ROLLUPS for s in _refresh_group(r, "OLD", moved[r.table])),
-                *(s for r in ROLLUPS for s in _refresh_group(r, "NEW")),
+                *(s for r in rollups for s in _refresh_group(r, "OLD", moved[r.table])),
+                *(s for r in rollups for s in _refresh_group(r, "NEW")),
                 *(s for facet in FACETS for s in _facet_remove("OLD", facet, facet_moved[facet])),
                 *(_facet_add("NEW", facet, facet_moved[facet]) for facet in FACETS),
             ),
         ),
+        *review_triggers,
     ]
 
 
@@ -289,18 +377,20 @@ _LOCK_SQL = (
 )
 
 
-def create_triggers(connection: Connection) -> None:
+def create_triggers(connection: Connection, reviews: bool = True) -> None:
     dialect = connection.dialect.name
-    statements = [s for trigger in triggers(dialect) for s in create_trigger_sql(trigger, dialect)]
+    statements = [s for trigger in triggers(dialect, reviews) for s in create_trigger_sql(trigger, dialect)]
     if dialect == "postgresql":
         statements += _LOCK_SQL
     for statement in statements:
         connection.execute(text(statement))
 
 
-def drop_triggers(connection: Connection) -> None:
+def drop_triggers(connection: Connection, reviews: bool = True) -> None:
     dialect = connection.dialect.name
-    statements = [s for trigger in reversed(triggers(dialect)) for s in drop_trigger_sql(trigger, dialect)]
+    statements = [
+        s for trigger in reversed(triggers(dialect, reviews)) for s in drop_trigger_sql(trigger, dialect)
+    ]
     if dialect == "postgresql":
         statements += [
             "DROP TRIGGER IF EXISTS cw_matches_lock ON matches",
@@ -310,15 +400,19 @@ def drop_triggers(connection: Connection) -> None:
         connection.execute(text(statement))
 
 
-def rebuild_aggregates(connection: Connection) -> None:
+def rebuild_aggregates(connection: Connection, reviews: bool = True) -> None:
     """Recompute every aggregate table from matches and documents (the migration's backfill, and
     after a bulk load made with the triggers dropped). Run it with the triggers dropped: they would
     redo the work row by row."""
     dialect = connection.dialect.name
     for table in AGGREGATE_TABLES:
         connection.execute(text(f"DELETE FROM {table}"))
-    connection.execute(text(f"INSERT INTO claim_documents ({_PAIR_COLUMNS}) {pair_select(dialect, '1 = 1')}"))
-    for rollup in ROLLUPS:
+    connection.execute(
+        text(
+            f"INSERT INTO claim_documents ({_pair_columns(reviews)}) {pair_select(dialect, '1 = 1', reviews)}"
+        )
+    )
+    for rollup in _rollups(reviews):
         connection.execute(text(rollup_insert(rollup, "1 = 1")))
     for facet in FACETS:
         connection.execute(

@@ -6,18 +6,20 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Alert, AlertItem, Claim, CrawlRun, Delivery, Document, Match, Subscription
 from db.queries import _insert
+from db.session import affected_rows
 from db.timeutil import utcnow
 from pipelines.alerts import ClaimAlert, ClaimRef, MatchedPassage, SubscriptionRef
+from pipelines.status import DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 20
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unconfirmed")
+DELIVERY_STATUSES = tuple(DeliveryStatus)
 
 
 # --- claims and matches --------------------------------------------------------------------------
@@ -25,7 +27,10 @@ DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unconfirmed")
 
 def claim_refs(session: Session) -> list[ClaimRef]:
     rows = session.scalars(select(Claim).where(Claim.active.is_(True)).order_by(Claim.claim_set, Claim.key))
-    return [ClaimRef(c.id, c.claim_set, c.key, c.text) for c in rows]
+    return [
+        ClaimRef(c.id, c.claim_set, c.key, c.text, c.verdict, c.claimant, c.review_url, c.reviewer)
+        for c in rows
+    ]
 
 
 def claim_exists(session: Session, claim_set: str, claim_key: str) -> bool:
@@ -37,8 +42,18 @@ def claim_exists(session: Session, claim_set: str, claim_key: str) -> bool:
     return bool(session.scalar(query))
 
 
-def new_matches(session: Session, claim_ids: Sequence[int]) -> list[MatchedPassage]:
-    """Matches whose story (the original of a syndicated copy) no earlier alert of the claim covered."""
+def alerting(rebuttals: bool = True) -> ColumnElement[bool]:
+    """Matches that may alert: never those reviewed wrong; rebuttals (reviewed, else predicted) only
+    with ``rebuttals`` (setting alert_rebuttals)."""
+    condition = func.coalesce(Match.verdict, "") != "wrong"
+    if not rebuttals:
+        condition = and_(condition, func.coalesce(Match.verdict, Match.predicted_stance, "") != "rebuts")
+    return condition
+
+
+def new_matches(session: Session, claim_ids: Sequence[int], rebuttals: bool = True) -> list[MatchedPassage]:
+    """Matches whose story (the original of a syndicated copy) no earlier alert of the claim covered;
+    matches reviewed wrong never (and rebuttals only with ``rebuttals``)."""
     if not claim_ids:
         return []
     original = aliased(Document)
@@ -56,18 +71,20 @@ def new_matches(session: Session, claim_ids: Sequence[int]) -> list[MatchedPassa
             func.coalesce(original.published_at, original.fetched_at),
             Match.passage,
             Match.score,
+            func.coalesce(Match.verdict, Match.predicted_stance),
+            Match.verdict.is_not(None),
         )
         .select_from(Match)
         .join(Document, Document.id == Match.document_id)
         .join(original, original.id == story_id)
-        .where(Match.claim_id.in_(list(claim_ids)), ~covered)
+        .where(Match.claim_id.in_(list(claim_ids)), ~covered, alerting(rebuttals))
         .order_by(Match.id)
     )
-    return [MatchedPassage(*row) for row in rows]
+    return [MatchedPassage(*tuple(row)) for row in rows]  # the last column is `reviewed`
 
 
 def match_history(
-    session: Session, claim_ids: Sequence[int], since: datetime
+    session: Session, claim_ids: Sequence[int], since: datetime, rebuttals: bool = True
 ) -> dict[int, list[tuple[int, datetime]]]:
     """Per claim: (story id, seen at) of every match seen since ``since`` (for trends and spikes)."""
     history: dict[int, list[tuple[int, datetime]]] = {}
@@ -81,7 +98,7 @@ def match_history(
         .select_from(Match)
         .join(Document, Document.id == Match.document_id)
         .join(original, original.id == story_id)
-        .where(Match.claim_id.in_(list(claim_ids)), seen_at >= since)
+        .where(Match.claim_id.in_(list(claim_ids)), seen_at >= since, alerting(rebuttals))
     )
     for claim_id, story, when in rows:
         history.setdefault(claim_id, []).append((story, when))
@@ -133,7 +150,7 @@ def add_delivery(
     statement = _insert(session, Delivery).values(
         alert_id=alert_id,
         recipient=recipient,
-        status="pending",
+        status=DeliveryStatus.PENDING,
         message_id=message_id,
         subject=subject,
         message=message,
@@ -144,25 +161,29 @@ def add_delivery(
 
 
 def deliveries_to_send(session: Session) -> list[Delivery]:
-    return list(session.scalars(select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)))
+    return list(
+        session.scalars(
+            select(Delivery).where(Delivery.status == DeliveryStatus.PENDING).order_by(Delivery.id)
+        )
+    )
 
 
 def claim_delivery(session: Session, delivery_id: int) -> bool:
     """pending → sending (the point after which a crash means "possibly sent"); False if not pending."""
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "pending")
-        .values(status="sending", attempts=Delivery.attempts + 1, last_attempt_at=utcnow())
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, last_attempt_at=utcnow())
     )
-    return result.rowcount == 1
+    return affected_rows(result) == 1
 
 
 def finish_delivery(session: Session, delivery_id: int, status: str, error: str | None = None) -> None:
     values: dict[str, object] = {"status": status, "error": error[:2000] if error else None}
-    if status == "sent":
+    if status == DeliveryStatus.SENT:
         values["sent_at"] = utcnow()
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
-    if status == "pending":
+    if status == DeliveryStatus.PENDING:
         _give_up_exhausted(session, [delivery_id], error or "retry")
 
 
@@ -172,7 +193,7 @@ def note_delivery_failure(session: Session, delivery_ids: Sequence[int], error: 
         return
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "pending")
+        .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == DeliveryStatus.PENDING)
         .values(attempts=Delivery.attempts + 1, last_attempt_at=utcnow(), error=error[:2000])
     )
     _give_up_exhausted(session, delivery_ids, error)
@@ -183,10 +204,13 @@ def _give_up_exhausted(session: Session, delivery_ids: Sequence[int], error: str
         update(Delivery)
         .where(
             Delivery.id.in_(list(delivery_ids)),
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
             Delivery.attempts >= MAX_DELIVERY_ATTEMPTS,
         )
-        .values(status="failed", error=f"gave up after {MAX_DELIVERY_ATTEMPTS} attempts: {error}"[:2000])
+        .values(
+            status=DeliveryStatus.FAILED,
+            error=f"gave up after {MAX_DELIVERY_ATTEMPTS} attempts: {error}"[:2000],
+        )
     )
 
 
@@ -194,13 +218,13 @@ def reconcile_sending(session: Session) -> int:
     """Deliveries a dead process left in 'sending' become 'unconfirmed' (possibly sent: never resent)."""
     result = session.execute(
         update(Delivery)
-        .where(Delivery.status == "sending")
+        .where(Delivery.status == DeliveryStatus.SENDING)
         .values(
-            status="unconfirmed",
+            status=DeliveryStatus.UNCONFIRMED,
             error="the sending process stopped during the SMTP transaction; possibly delivered, not resent",
         )
     )
-    return result.rowcount or 0
+    return affected_rows(result)
 
 
 def delivery_counts(session: Session) -> dict[str, int]:
@@ -232,7 +256,7 @@ def remove_subscriptions(
         statement = statement.where(Subscription.claim_set == claim_set)
     if claim_key is not None:
         statement = statement.where(Subscription.claim_key == claim_key)
-    return session.execute(statement).rowcount or 0
+    return affected_rows(session.execute(statement))
 
 
 def list_subscriptions(session: Session) -> list[SubscriptionRef]:

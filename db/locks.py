@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.models import RunLock
 from db.queries import _insert
+from db.session import affected_rows
 from db.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def acquire_lock(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount == 1 and row.holder != holder:
+    if affected_rows(taken) == 1 and row.holder != holder:
         logger.warning(
             "took over lock %s from %s (pid %d on %s, expires %s)",
             name,
@@ -74,7 +75,7 @@ def acquire_lock(
             row.host,
             row.expires_at,
         )
-    return taken.rowcount == 1
+    return affected_rows(taken) == 1
 
 
 def renew_lock(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
@@ -84,12 +85,12 @@ def renew_lock(session: Session, name: str, holder: str, ttl: timedelta) -> bool
         .where(RunLock.name == name, RunLock.holder == holder)
         .values(heartbeat_at=now, expires_at=now + ttl)
     )
-    return result.rowcount == 1
+    return affected_rows(result) == 1
 
 
 def release_lock(session: Session, name: str, holder: str) -> bool:
     result = session.execute(delete(RunLock).where(RunLock.name == name, RunLock.holder == holder))
-    return result.rowcount == 1
+    return affected_rows(result) == 1
 
 
 def locks_named_like(session: Session, prefix: str) -> list[RunLock]:

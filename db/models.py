@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -87,6 +88,41 @@ class Source(Base):
     }
 
 
+class SourceCheck(Base):
+    """The latest probe of a source by ``claimwatch doctor --sources`` (one row per source)."""
+
+    __tablename__ = "source_checks"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+        comment="sources.id of the probed source.",
+    )
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When it was probed (naive UTC).")
+    status: Mapped[str] = mapped_column(
+        String(20),
+        comment="Verdict: ok, moved, stale, empty, not-a-feed, blocked-by-robots or error.",
+    )
+    http_status: Mapped[int | None] = mapped_column(Integer, comment="HTTP status of the final response.")
+    url: Mapped[str] = mapped_column(comment="Address probed (the source's address at the time).")
+    final_url: Mapped[str | None] = mapped_column(comment="Address after redirects.")
+    moved_to: Mapped[str | None] = mapped_column(
+        comment="New address offered when the source redirects permanently."
+    )
+    content_type: Mapped[str | None] = mapped_column(String(200), comment="Content-Type of the response.")
+    parsed_as: Mapped[str | None] = mapped_column(
+        String(40), comment="What the body parsed as: rss20, atom10, urlset, sitemapindex, robots.txt, gdelt."
+    )
+    items: Mapped[int | None] = mapped_column(Integer, comment="Items (entries, URLs, articles) listed.")
+    newest_item_at: Mapped[datetime | None] = mapped_column(comment="Date of the newest item (naive UTC).")
+    items_recent: Mapped[int | None] = mapped_column(Integer, comment="Items dated in the last 7 days.")
+    detail: Mapped[str | None] = mapped_column(comment="What the verdict rests on, in words.")
+    fix: Mapped[str | None] = mapped_column(comment="What to do about it (empty when nothing).")
+
+    __table_args__ = {"comment": "The latest probe of each source by `claimwatch doctor --sources`."}
+
+
 class CrawlRun(Base):
     """One execution of a stage (crawl, match, run, demo) with its outcome and counters."""
 
@@ -95,7 +131,7 @@ class CrawlRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
     kind: Mapped[str] = mapped_column(String(20), comment="Stage: crawl, match, run or demo.")
     status: Mapped[str] = mapped_column(
-        String(20), default="running", comment="running, succeeded, failed or interrupted."
+        String(20), default=RunStatus.RUNNING, comment="running, succeeded, failed or interrupted."
     )
     started_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Start (naive UTC).")
     finished_at: Mapped[datetime | None] = mapped_column(comment="End (naive UTC); empty while running.")
@@ -276,6 +312,23 @@ class Claim(Base):
         default=utcnow, comment="When the claim was added (naive UTC)."
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, comment="Last change (naive UTC).")
+    # a fact-checker's review of the claim (schema.org ClaimReview; pipelines/claimreview.py)
+    verdict: Mapped[str | None] = mapped_column(
+        String(200), comment="Fact-checker's rating (ClaimReview reviewRating.alternateName)."
+    )
+    claimant: Mapped[str | None] = mapped_column(
+        String(300), comment="Who made the claim (ClaimReview itemReviewed.author.name)."
+    )
+    review_url: Mapped[str | None] = mapped_column(comment="Address of the fact-checker's review.")
+    reviewer: Mapped[str | None] = mapped_column(
+        String(300), comment="Publisher of the review (ClaimReview author or publisher name)."
+    )
+    reviewed_at: Mapped[datetime | None] = mapped_column(
+        comment="When the review was published (ClaimReview datePublished; naive UTC)."
+    )
+    language: Mapped[str | None] = mapped_column(
+        String(35), comment="Language of the claim text (ClaimReview inLanguage)."
+    )
 
     __table_args__ = (
         UniqueConstraint("claim_set", "key"),
@@ -318,7 +371,11 @@ class Match(Base):
         Integer, comment="Character offset of the passage in documents.text."
     )
     passage_end: Mapped[int] = mapped_column(Integer, comment="Character offset just after the passage.")
-    score: Mapped[float] = mapped_column(Float, comment="Cosine similarity of passage and claim embeddings.")
+    score: Mapped[float] = mapped_column(
+        Float,
+        comment="Match score: the cosine of passage and claim embeddings, fused with the other parts of "
+        "score_components when the matcher combines several.",
+    )
     threshold: Mapped[float] = mapped_column(Float, comment="Threshold in force when the match was stored.")
     model: Mapped[str] = mapped_column(String(300), comment="Embedding model.")
     model_revision: Mapped[str] = mapped_column(String(200), comment="Revision of the embedding model.")
@@ -332,6 +389,22 @@ class Match(Base):
         comment="Named parts of the score (JSON object of floats, e.g. cosine and lexical) when the "
         "matcher combines several; empty for plain cosine matches."
     )
+    predicted_stance: Mapped[str | None] = mapped_column(
+        String(10),
+        comment="Automatic stance of the passage toward the claim (pipelines/stance.py): restates, rebuts "
+        "or reports. A prediction, never a review.",
+    )
+    stance_confidence: Mapped[float | None] = mapped_column(
+        Float, comment="Confidence of predicted_stance (0-1)."
+    )
+    verdict: Mapped[str | None] = mapped_column(
+        String(10),
+        comment="Latest reviewed verdict (restates, rebuts, reports or wrong); empty: not reviewed. Kept "
+        "equal to the latest match_reviews row by triggers.",
+    )
+    review_id: Mapped[int | None] = mapped_column(
+        Integer, comment="match_reviews.id of that latest review (kept by triggers)."
+    )
 
     document: Mapped[Document] = relationship()
     claim: Mapped[Claim] = relationship()
@@ -342,8 +415,59 @@ class Match(Base):
         Index("ix_matches_claim_document_score", "claim_id", "document_id", "score"),
         # match_details of one claim, best first (migration 0005)
         Index("ix_matches_claim_score", "claim_id", "score"),
+        # claim_review_stats and the review queue: reviewed matches per claim (migration 0007)
+        Index("ix_matches_verdict_claim", "verdict", "claim_id"),
         {"comment": "A passage of a document that matches a claim at or above the threshold."},
     )
+
+
+VERDICTS = ("restates", "rebuts", "reports", "wrong")
+
+
+class MatchReview(Base):
+    """A researcher's verdict on a match; every review is kept, the latest one counts."""
+
+    __tablename__ = "match_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key.")
+    match_id: Mapped[int] = mapped_column(
+        ForeignKey("matches.id", ondelete="CASCADE"), comment="The reviewed match."
+    )
+    verdict: Mapped[str] = mapped_column(
+        String(10),
+        comment="restates (asserts the claim), rebuts (denies or argues against it), reports (attributes "
+        "it without endorsing it) or wrong (not about this claim).",
+    )
+    reviewer: Mapped[str] = mapped_column(String(120), comment="Who reviewed (login name or --reviewer).")
+    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When (naive UTC).")
+    note: Mapped[str | None] = mapped_column(comment="Optional note of the reviewer.")
+    via: Mapped[str] = mapped_column(
+        String(20), default="set", comment="How the verdict came in: terminal, import or set."
+    )
+
+    __table_args__ = (
+        Index("ix_match_reviews_match_latest", "match_id", "reviewed_at", "id"),
+        {"comment": "Reviewed verdicts on matches, with reviewer, time and note; history kept, the latest "
+         "counts (copied to matches.verdict by triggers)."},
+    )  # fmt: skip
+
+
+class ClaimThreshold(Base):
+    """A claim's own match threshold, fitted on its reviewed matches (`calibrate --from-reviews`)."""
+
+    __tablename__ = "claim_thresholds"
+
+    claim_id: Mapped[int] = mapped_column(
+        ForeignKey("claims.id", ondelete="CASCADE"), primary_key=True, comment="claims.id"
+    )
+    threshold: Mapped[float] = mapped_column(Float, comment="Score at or above which a match is kept.")
+    reviews: Mapped[int] = mapped_column(Integer, comment="Reviewed matches it was fitted on.")
+    precision: Mapped[float | None] = mapped_column(
+        Float, comment="Precision among those reviews at the threshold."
+    )
+    fitted_at: Mapped[datetime] = mapped_column(default=utcnow, comment="When it was fitted (naive UTC).")
+
+    __table_args__ = {"comment": "Per-claim match thresholds fitted on reviewed verdicts."}
 
 
 # --- aggregates behind the research views (db/aggregates.py keeps them exact with triggers) ---------
@@ -368,23 +492,37 @@ class ClaimDocument(Base):
     source_id: Mapped[int] = mapped_column(Integer, comment="sources.id of the document; 0: no source.")
     outlet: Mapped[str | None] = mapped_column(String(255), comment="Outlet of the document.")
     language: Mapped[str | None] = mapped_column(String(12), comment="Language of the document.")
+    restates: Mapped[int] = mapped_column(
+        Integer,
+        server_default="0",
+        comment="Of those passages: restating the claim (verdict, else predicted).",
+    )
+    rebuts: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those passages: rebutting it (verdict, else predicted)."
+    )
+    reports: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those passages: reporting it (verdict, else predicted)."
+    )
 
     __table_args__ = (
         # covering indexes: each rollup group is recomputed from the index alone
         Index(
             "ix_claim_documents_day",
             "claim_id", "day", "source_id", "outlet", "language", "matches", "best_score", "seen_at",
+            "restates", "rebuts", "reports",
         ),
         Index(
             "ix_claim_documents_week",
             "claim_id", "week_start", "source_id", "outlet", "language", "matches", "best_score",
+            "restates", "rebuts", "reports",
         ),
         Index(
             "ix_claim_documents_source",
             "claim_id", "source_id", "outlet", "matches", "best_score", "seen_at",
+            "restates", "rebuts", "reports",
         ),
         {"comment": "Per claim and original document with matches: passages, best score, seen day, "
-         "source, outlet, language (maintained by triggers)."},
+         "source, outlet, language; matches reviewed wrong excluded (maintained by triggers)."},
     )  # fmt: skip
 
 
@@ -403,6 +541,15 @@ class ClaimDayStats(Base):
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
     first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
     last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {"comment": "Per claim per day: the rollup behind claim_daily (maintained by triggers)."}
 
@@ -420,6 +567,15 @@ class ClaimWeekStats(Base):
     outlets: Mapped[int] = mapped_column(Integer, comment="Distinct outlets of those documents.")
     languages: Mapped[int] = mapped_column(Integer, comment="Distinct languages of those documents.")
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {
         "comment": "Per claim per ISO week: the rollup behind claim_weekly (maintained by triggers)."
@@ -441,6 +597,15 @@ class ClaimSourceStats(Base):
     best_score: Mapped[float] = mapped_column(Float, comment="Highest score.")
     first_seen: Mapped[datetime] = mapped_column(comment="Earliest seen time (naive UTC).")
     last_seen: Mapped[datetime] = mapped_column(comment="Latest seen time (naive UTC).")
+    restating: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage restating the claim."
+    )
+    rebutting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage rebutting it."
+    )
+    reporting: Mapped[int] = mapped_column(
+        Integer, server_default="0", comment="Of those documents: with a passage reporting it."
+    )
 
     __table_args__ = {
         "comment": "Per claim per source: the rollup behind claim_sources (maintained by triggers)."

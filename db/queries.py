@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.models import Claim, CrawlRun, Document, Embedding, Match, Source
+from db.session import affected_rows
 from db.timeutil import utcnow
 from pipelines.dedup import from_signed64, is_near_duplicate, simhash_bands, to_signed64
+from pipelines.records import DocumentRecord
+from pipelines.status import DocumentStatus, MatchStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ def source_ids_by_key(session: Session) -> dict[str, int]:
 
 
 def start_run(session: Session, kind: str, since: datetime | None = None, pid: int | None = None) -> CrawlRun:
-    run = CrawlRun(kind=kind, status="running", since=since, pid=pid, started_at=utcnow())
+    run = CrawlRun(kind=kind, status=RunStatus.RUNNING, since=since, pid=pid, started_at=utcnow())
     session.add(run)
     session.flush()
     return run
@@ -135,17 +138,17 @@ def finish_run(
 def close_abandoned_runs(session: Session, keep: Sequence[int] = ()) -> int:
     """Mark runs still 'running' as interrupted: called by the holder of the run lock, so no other
     run can be alive (a killed or crashed process leaves its row 'running')."""
-    query = update(CrawlRun).where(CrawlRun.status == "running")
+    query = update(CrawlRun).where(CrawlRun.status == RunStatus.RUNNING)
     if keep:
         query = query.where(CrawlRun.id.not_in(list(keep)))
     result = session.execute(
         query.values(
-            status="interrupted",
+            status=RunStatus.INTERRUPTED,
             finished_at=utcnow(),
             error="abandoned: the process ended without finishing this run (found by the next run)",
         )
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return affected_rows(result)
 
 
 def add_run_counters(session: Session, run_id: int, counters: dict[str, int]) -> None:
@@ -160,7 +163,9 @@ def add_run_counters(session: Session, run_id: int, counters: dict[str, int]) ->
 def last_successful_crawl_start(session: Session) -> datetime | None:
     """Start time of the last crawl that finished successfully: the next crawl's since-window."""
     return session.scalar(
-        select(func.max(CrawlRun.started_at)).where(CrawlRun.kind == "crawl", CrawlRun.status == "succeeded")
+        select(func.max(CrawlRun.started_at)).where(
+            CrawlRun.kind == "crawl", CrawlRun.status == RunStatus.SUCCEEDED
+        )
     )
 
 
@@ -179,7 +184,7 @@ def known_urls(session: Session, urls: Sequence[str]) -> set[str]:
             select(Document.url).where(
                 Document.url.in_(chunk),
                 or_(
-                    Document.status != "failed",
+                    Document.status != DocumentStatus.FAILED,
                     Document.retryable.is_(False),
                     Document.fetch_attempts >= MAX_FETCH_ATTEMPTS,
                 ),
@@ -206,9 +211,6 @@ class StoreCounts:
             "duplicates": self.duplicates,
             "failures": self.failures,
         }
-
-
-DOCUMENT_COLUMNS = frozenset(c.key for c in Document.__table__.columns if c.key != "id")
 
 
 def _find_original(
@@ -254,22 +256,24 @@ def _find_original(
         .order_by(Document.id)
     )
     for doc_id, other in candidates:
-        if is_near_duplicate(from_signed64(other), from_signed64(fingerprint)):
+        if other is not None and is_near_duplicate(from_signed64(other), from_signed64(fingerprint)):
             return doc_id, "near"
     return None
 
 
-def store_documents(session: Session, records: Sequence[dict[str, Any]]) -> StoreCounts:
+def store_documents(session: Session, batch: Sequence[DocumentRecord | Mapping[str, Any]]) -> StoreCounts:
     """Store a batch of fetched pages in one transaction step (the caller commits).
 
-    Each record carries Document column values; ``simhash`` is the unsigned fingerprint. Pages that
+    Each record is a DocumentRecord, or a dict of its fields (an unknown key raises ValueError);
+    ``simhash`` is the unsigned fingerprint. Pages that
     copy an earlier document are linked to it (``duplicate_of_id``) and not queued for matching.
     A URL already stored is left alone, except a retryable failure, which a new fetch replaces.
     """
     counts = StoreCounts()
-    if not records:
+    if not batch:
         return counts
-    urls = [r["url"] for r in records]
+    records = [r if isinstance(r, DocumentRecord) else DocumentRecord.from_mapping(r) for r in batch]
+    urls = [r.url for r in records]
     existing = {
         row.url: row
         for chunk in _chunks(urls)
@@ -283,29 +287,27 @@ def store_documents(session: Session, records: Sequence[dict[str, Any]]) -> Stor
     seen: set[str] = set()
     for raw in records:
         # PostgreSQL text cannot hold NUL characters; pages occasionally contain them.
-        record = {
-            k: v.replace("\x00", "") if isinstance(v, str) else v
-            for k, v in raw.items()
-            if k in DOCUMENT_COLUMNS
+        record: dict[str, Any] = {
+            k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in raw.columns().items()
         }
         url = record["url"]
         if url in seen:
             continue
         seen.add(url)
         prior = existing.get(url)
-        if prior is not None and not (prior.status == "failed" and prior.retryable):
+        if prior is not None and not (prior.status == DocumentStatus.FAILED and prior.retryable):
             counts.skipped_known += 1
             continue
         if record.get("simhash") is not None:
             record["simhash"] = to_signed64(record["simhash"])
             for i, band in enumerate(simhash_bands(record["simhash"])):
                 record[f"simhash_band{i}"] = band
-        if record["status"] != "failed":
+        if record["status"] != DocumentStatus.FAILED:
             original = _find_original(session, record, accepted)
             if original is not None:
                 target, kind = original
                 record["duplicate_kind"] = kind
-                record["match_status"] = "duplicate"
+                record["match_status"] = MatchStatus.DUPLICATE
                 if isinstance(target, str):
                     record["_original_url"] = target
                 else:
@@ -323,8 +325,8 @@ def store_documents(session: Session, records: Sequence[dict[str, Any]]) -> Stor
         else:
             accepted.append(record)
         counts.stored += 1
-        counts.relevant += record["status"] == "ok"
-        counts.failures += record["status"] == "failed"
+        counts.relevant += record["status"] == DocumentStatus.OK
+        counts.failures += record["status"] == DocumentStatus.FAILED
     inserts = [{k: v for k, v in r.items() if not k.startswith("_")} for r in accepted]
     if inserts:
         statement = _insert(session, Document).on_conflict_do_nothing(index_elements=["url"])
@@ -357,13 +359,16 @@ def set_match_status(
 
 
 def requeue_documents(
-    session: Session, statuses: Iterable[str] = ("matched", "no_match", "not_scored")
+    session: Session,
+    statuses: Iterable[str] = (MatchStatus.MATCHED, MatchStatus.NO_MATCH, MatchStatus.NOT_SCORED),
 ) -> int:
     """Queue matched documents again (after a model or claims change)."""
     result = session.execute(
-        update(Document).where(Document.match_status.in_(list(statuses))).values(match_status="pending")
+        update(Document)
+        .where(Document.match_status.in_(list(statuses)))
+        .values(match_status=MatchStatus.PENDING)
     )
-    return result.rowcount or 0
+    return affected_rows(result)
 
 
 # --- claims and embeddings -----------------------------------------------------------------------
@@ -374,6 +379,31 @@ class ClaimSync:
     added: int
     updated: int
     unchanged: int
+
+
+# fields of a claim's ``extra`` kept in their own columns: a fact-checker's review (ClaimReview)
+REVIEW_FIELDS = ("verdict", "claimant", "review_url", "reviewer", "reviewed_at", "language")
+
+
+def review_columns(extra: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the review columns, the rest of ``extra``) of a claim; ``reviewed_at`` may be an ISO string."""
+    extra = dict(extra or {})
+    columns: dict[str, Any] = {}
+    for name in REVIEW_FIELDS:
+        value = extra.pop(name, None)
+        if name == "reviewed_at" and isinstance(value, str):
+            try:
+                value = naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                value = None
+        elif value is not None and not isinstance(value, datetime):
+            value = str(value)
+        columns[name] = value
+    return columns, extra or None
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_hash: Any) -> ClaimSync:
@@ -387,6 +417,7 @@ def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_ha
     for claim in claims:
         digest = text_hash(claim.text)
         row = stored.pop(claim.id, None)
+        review, extra = review_columns(claim.extra)
         if row is None:
             session.add(
                 Claim(
@@ -394,17 +425,26 @@ def sync_claims(session: Session, claim_set: str, claims: Sequence[Any], text_ha
                     key=claim.id,
                     text=claim.text,
                     paragraph=claim.paragraph,
-                    extra=claim.extra or None,
+                    extra=extra,
                     text_hash=digest,
                     active=True,
                     created_at=now,
                     updated_at=now,
+                    **review,
                 )
             )
             added += 1
-        elif row.text_hash != digest or not row.active or row.paragraph != claim.paragraph:
+        elif (
+            row.text_hash != digest
+            or not row.active
+            or row.paragraph != claim.paragraph
+            or row.extra != extra
+            or any(getattr(row, name) != value for name, value in review.items())
+        ):
             row.text, row.text_hash, row.paragraph = claim.text, digest, claim.paragraph
-            row.extra, row.active, row.updated_at = claim.extra or None, True, now
+            row.extra, row.active, row.updated_at = extra, True, now
+            for name, value in review.items():
+                setattr(row, name, value)
             updated += 1
         else:
             unchanged += 1
@@ -571,7 +611,12 @@ def claim_pending_documents(session: Session, limit: int) -> list[Document]:
     SQLite has no row locks and serialises its writers: the rows are read plainly and the caller
     re-checks them with ``still_pending_ids`` inside its write transaction (BEGIN IMMEDIATE).
     """
-    query = select(Document).where(Document.match_status == "pending").order_by(Document.id).limit(limit)
+    query = (
+        select(Document)
+        .where(Document.match_status == MatchStatus.PENDING)
+        .order_by(Document.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Document)
     return list(session.scalars(query))
@@ -583,11 +628,13 @@ def still_pending_ids(session: Session, ids: Sequence[int]) -> set[int]:
     for chunk in _chunks(list(ids)):
         found.update(
             session.scalars(
-                select(Document.id).where(Document.id.in_(chunk), Document.match_status == "pending")
+                select(Document.id).where(
+                    Document.id.in_(chunk), Document.match_status == MatchStatus.PENDING
+                )
             )
         )
     return found
 
 
 def count_pending_documents(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Document.match_status == "pending")) or 0)
+    return int(session.scalar(select(func.count()).where(Document.match_status == MatchStatus.PENDING)) or 0)

@@ -15,12 +15,22 @@ Common rules of every view:
 - *outlet* is the document's host (``documents.outlet``), *source* the ``sources`` row (feed,
   sitemap or GDELT query) that found it, with its country and perspective.
 
+Since migration 0007 (reviews and stance, ``VIEWS``; migrations 0003 and 0005 create ``VIEWS_0005``):
+
+- the trend views (``claim_daily``, ``claim_weekly``, ``claim_sources``, ``claim_lifecycle``) and
+  ``source_health``'s match counts leave out matches reviewed ``wrong``, and count the documents per
+  stance (``restating``, ``rebutting``, ``reporting``: documents with at least one passage of that
+  stance — the reviewed verdict, else the predicted stance; a document can count in several);
+- ``match_details`` shows every match with its predicted stance and its latest verdict and reviewer;
+- ``claim_review_stats`` gives per claim the reviewed precision and the count of each verdict.
+
 Dates (``day``, ``week_start``) are ``DATE`` on PostgreSQL and ``'YYYY-MM-DD'`` text on SQLite;
 both compare correctly with a ``'YYYY-MM-DD'`` literal or parameter.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -36,6 +46,8 @@ RESEARCH_TABLES = (
     "documents",
     "claims",
     "matches",
+    "match_reviews",
+    "claim_thresholds",
     "embeddings",
     # the aggregates behind the views (db/aggregates.py)
     "claim_documents",
@@ -145,7 +157,27 @@ def _fragments(dialect: str) -> dict[str, str]:
             "SELECT claim_id, document_id, COUNT(*) AS matches, MAX(score) AS best_score "
             "FROM matches GROUP BY claim_id, document_id"
         ),
+        # since migration 0007: matches reviewed wrong left out, passages counted per stance
+        "reviewed_pairs": (
+            "SELECT claim_id, document_id, COUNT(*) AS matches, MAX(score) AS best_score, "
+            + ", ".join(
+                f"SUM(CASE WHEN COALESCE(verdict, predicted_stance) = '{stance}' THEN 1 ELSE 0 END) "
+                f"AS {stance}"
+                for stance in _STANCES
+            )
+            + " FROM matches WHERE COALESCE(verdict, '') <> 'wrong' GROUP BY claim_id, document_id"
+        ),
+        "stance_documents": ", ".join(
+            f"SUM(CASE WHEN {stance} > 0 THEN 1 ELSE 0 END) AS {documents}"
+            for stance, documents in zip(_STANCES, _STANCE_DOCUMENTS, strict=True)
+        ),
+        "stance_a": ", ".join(f"a.{documents}" for documents in _STANCE_DOCUMENTS),
+        "stance_p": ", ".join(f"p.{stance}" for stance in _STANCES),
     }
+
+
+_STANCES = ("restates", "rebuts", "reports")
+_STANCE_DOCUMENTS = ("restating", "rebutting", "reporting")
 
 
 # --- the views -----------------------------------------------------------------------------------
@@ -501,13 +533,377 @@ match_counts AS (
     + _SOURCE_HEALTH_SELECT,
 )
 
-VIEWS: tuple[View, ...] = (
+# --- migration 0006: the fact-checker's review in claim_lifecycle, the doctor's probe in source_health --
+
+_REVIEW_COLUMNS = (
+    ", c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language\n"
+)
+
+
+def _with_fact_check(sql: str) -> str:
+    anchor = "{dormant_days} AS dormant_days\n"
+    assert anchor in sql
+    return sql.replace(anchor, anchor.rstrip("\n") + _REVIEW_COLUMNS)
+
+
+def _with_probe(sql: str) -> str:
+    select_end = "s.last_status, s.last_success_at\n"
+    assert select_end in sql
+    sql = sql.replace(
+        select_end,
+        "s.last_status, s.last_success_at,\n"
+        "       sc.status AS check_status, sc.checked_at, sc.http_status AS check_http_status,\n"
+        "       sc.moved_to AS check_moved_to, sc.parsed_as AS check_parsed_as, sc.items AS check_items,\n"
+        "       sc.newest_item_at AS check_newest_item_at, sc.items_recent AS check_items_recent,\n"
+        "       sc.detail AS check_detail\n",
+    )
+    return sql.rstrip("\n") + "\nLEFT JOIN source_checks sc ON sc.source_id = s.id\n"
+
+
+CLAIM_LIFECYCLE_0005 = CLAIM_LIFECYCLE
+SOURCE_HEALTH_0005 = SOURCE_HEALTH
+
+CLAIM_LIFECYCLE = dataclasses.replace(
+    CLAIM_LIFECYCLE_0005,
+    description=CLAIM_LIFECYCLE_0005.description
+    + " With the fact-checker's review when the claim came from one (ClaimReview).",
+    columns=CLAIM_LIFECYCLE_0005.columns
+    + (
+        _c("verdict", "text", "Fact-checker's rating of the claim (ClaimReview); empty for own claims."),
+        _c("claimant", "text", "Who made the claim, per the fact-checker."),
+        _c("review_url", "text", "Address of the fact-checker's review."),
+        _c("reviewer", "text", "Publisher of the review."),
+        _c("reviewed_at", "datetime", "When the review was published (UTC)."),
+        _c("claim_language", "text", "Language of the claim text, when known."),
+    ),
+    template=_with_fact_check(CLAIM_LIFECYCLE_0005.template),
+    direct=_with_fact_check(CLAIM_LIFECYCLE_0005.direct),
+)
+
+SOURCE_HEALTH = dataclasses.replace(
+    SOURCE_HEALTH_0005,
+    description=SOURCE_HEALTH_0005.description + " With the latest `claimwatch doctor --sources` probe.",
+    columns=SOURCE_HEALTH_0005.columns
+    + (
+        _c(
+            "check_status",
+            "text",
+            "Verdict of the latest doctor probe: ok, moved, stale, empty, not-a-feed, blocked-by-robots "
+            "or error; empty when never probed.",
+        ),
+        _c("checked_at", "datetime", "When the doctor probed the source (UTC)."),
+        _c("check_http_status", "int", "HTTP status of the probe."),
+        _c("check_moved_to", "text", "New address when the source redirects permanently."),
+        _c("check_parsed_as", "text", "What the body parsed as (rss20, atom10, urlset, gdelt, ...)."),
+        _c("check_items", "int", "Items the source listed."),
+        _c("check_newest_item_at", "datetime", "Date of its newest item (UTC)."),
+        _c("check_items_recent", "int", "Items dated in the 7 days before the probe."),
+        _c("check_detail", "text", "What the verdict rests on."),
+    ),
+    template=_with_probe(SOURCE_HEALTH_0005.template),
+    direct=_with_probe(SOURCE_HEALTH_0005.direct),
+)
+
+# the views as migration 0006 left them
+VIEWS_0006: tuple[View, ...] = (
     CLAIM_DAILY,
     CLAIM_WEEKLY,
     CLAIM_SOURCES,
     CLAIM_LIFECYCLE,
     MATCH_DETAILS,
     SOURCE_HEALTH,
+)
+# the views as migrations 0003 and 0005 created them (0006 re-creates the two that changed)
+VIEWS_0005: tuple[View, ...] = (
+    CLAIM_DAILY,
+    CLAIM_WEEKLY,
+    CLAIM_SOURCES,
+    CLAIM_LIFECYCLE_0005,
+    MATCH_DETAILS,
+    SOURCE_HEALTH_0005,
+)
+VIEWS_CHANGED_0006 = (CLAIM_LIFECYCLE, SOURCE_HEALTH)
+
+# --- since migration 0007: reviews and stance ------------------------------------------------------
+
+_STANCE_COLUMNS = (
+    _c("restating", "int", "Of those documents: with a passage restating the claim (reviewed verdict, else "
+       "predicted stance)."),
+    _c("rebutting", "int", "Of those documents: with a passage rebutting the claim (denying or arguing "
+       "against it)."),
+    _c("reporting", "int", "Of those documents: with a passage reporting the claim (attributing it without "
+       "endorsing it)."),
+)  # fmt: skip
+_NOT_WRONG = " Matches reviewed `wrong` are left out."
+
+REVIEWED_CLAIM_DAILY = View(
+    name="claim_daily",
+    description=CLAIM_DAILY.description + _NOT_WRONG,
+    columns=(*CLAIM_DAILY.columns, *_STANCE_COLUMNS),
+    since_column="day",
+    has_claim=True,
+    template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.day, {month} AS month, a.documents, a.matches,
+       a.sources, a.outlets, a.languages, a.best_score, {stance_a}
+FROM claim_day_stats a JOIN claims c ON c.id = a.claim_id
+""",
+    direct="""
+WITH pairs AS ({reviewed_pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, p.best_score, {stance_p}, d.source_id, d.outlet, d.language, {day} AS day
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, day, COUNT(*) AS documents, SUM(matches) AS matches,
+           COUNT(DISTINCT source_id) AS sources, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, MAX(best_score) AS best_score, {stance_documents}
+    FROM seen GROUP BY claim_id, day
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.day, {month} AS month, a.documents, a.matches,
+       a.sources, a.outlets, a.languages, a.best_score, {stance_a}
+FROM a JOIN claims c ON c.id = a.claim_id
+""",
+)
+
+REVIEWED_CLAIM_WEEKLY = View(
+    name="claim_weekly",
+    description=CLAIM_WEEKLY.description + _NOT_WRONG,
+    columns=(*CLAIM_WEEKLY.columns, *_STANCE_COLUMNS),
+    since_column="week_start",
+    has_claim=True,
+    template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.week_start, a.documents, a.matches, a.sources,
+       a.outlets, a.languages, a.best_score, {stance_a}
+FROM claim_week_stats a JOIN claims c ON c.id = a.claim_id
+""",
+    direct="""
+WITH pairs AS ({reviewed_pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, p.best_score, {stance_p}, d.source_id, d.outlet, d.language,
+           {week} AS week_start
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, week_start, COUNT(*) AS documents, SUM(matches) AS matches,
+           COUNT(DISTINCT source_id) AS sources, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, MAX(best_score) AS best_score, {stance_documents}
+    FROM seen GROUP BY claim_id, week_start
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.week_start, a.documents, a.matches, a.sources,
+       a.outlets, a.languages, a.best_score, {stance_a}
+FROM a JOIN claims c ON c.id = a.claim_id
+""",
+)
+
+REVIEWED_CLAIM_SOURCES = View(
+    name="claim_sources",
+    description=CLAIM_SOURCES.description + _NOT_WRONG,
+    columns=(*CLAIM_SOURCES.columns, *_STANCE_COLUMNS),
+    since_column="last_seen",
+    has_claim=True,
+    template="""
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, NULLIF(a.source_id, 0) AS source_id,
+       src.key AS source_key, src.name AS source_name, src.kind AS source_kind, src.country,
+       src.perspective, src.language AS source_language, a.documents, a.matches, a.outlets, a.first_seen,
+       a.last_seen, a.best_score, {stance_a}
+FROM claim_source_stats a
+JOIN claims c ON c.id = a.claim_id
+LEFT JOIN sources src ON src.id = a.source_id
+""",
+    direct="""
+WITH pairs AS ({reviewed_pairs}),
+a AS (
+    SELECT p.claim_id, d.source_id, COUNT(*) AS documents, SUM(p.matches) AS matches,
+           COUNT(DISTINCT d.outlet) AS outlets, MIN({seen}) AS first_seen, MAX({seen}) AS last_seen,
+           MAX(p.best_score) AS best_score, {stance_documents}
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+    GROUP BY p.claim_id, d.source_id
+)
+SELECT a.claim_id, c.claim_set, c.key AS claim_key, a.source_id, src.key AS source_key,
+       src.name AS source_name, src.kind AS source_kind, src.country, src.perspective,
+       src.language AS source_language, a.documents, a.matches, a.outlets, a.first_seen, a.last_seen,
+       a.best_score, {stance_a}
+FROM a
+JOIN claims c ON c.id = a.claim_id
+LEFT JOIN sources src ON src.id = a.source_id
+""",
+)
+
+REVIEWED_CLAIM_LIFECYCLE = View(
+    name="claim_lifecycle",
+    description=CLAIM_LIFECYCLE.description + _NOT_WRONG,
+    columns=(*CLAIM_LIFECYCLE.columns, *_STANCE_COLUMNS),
+    since_column="last_seen",
+    has_claim=True,
+    template="""
+WITH a AS (
+    SELECT claim_id, SUM(documents) AS documents, SUM(matches) AS matches, COUNT(*) AS active_days,
+           MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen
+    FROM claim_day_stats GROUP BY claim_id
+),
+s AS (
+    SELECT claim_id, SUM(restating) AS restating, SUM(rebutting) AS rebutting, SUM(reporting) AS reporting
+    FROM claim_source_stats GROUP BY claim_id
+),
+f AS (
+    SELECT claim_id, SUM(CASE WHEN facet = 'outlet' THEN 1 ELSE 0 END) AS outlets,
+           SUM(CASE WHEN facet = 'language' THEN 1 ELSE 0 END) AS languages
+    FROM claim_facets GROUP BY claim_id
+)
+SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, c.active,
+       COALESCE(a.documents, 0) AS documents, COALESCE(a.matches, 0) AS matches,
+       COALESCE(f.outlets, 0) AS outlets, COALESCE(f.languages, 0) AS languages,
+       COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
+       {span_days} AS span_days, {dormant_days} AS dormant_days,
+       c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language,
+       COALESCE(s.restating, 0) AS restating, COALESCE(s.rebutting, 0) AS rebutting,
+       COALESCE(s.reporting, 0) AS reporting
+FROM claims c LEFT JOIN a ON a.claim_id = c.id LEFT JOIN f ON f.claim_id = c.id
+LEFT JOIN s ON s.claim_id = c.id
+""",
+    direct="""
+WITH pairs AS ({reviewed_pairs}),
+seen AS (
+    SELECT p.claim_id, p.matches, {stance_p}, d.outlet, d.language, {seen} AS seen_at, {day} AS day
+    FROM pairs p JOIN {documents} ON d.id = p.document_id
+    WHERE d.duplicate_of_id IS NULL
+),
+a AS (
+    SELECT claim_id, COUNT(*) AS documents, SUM(matches) AS matches, COUNT(DISTINCT outlet) AS outlets,
+           COUNT(DISTINCT language) AS languages, COUNT(DISTINCT day) AS active_days,
+           MIN(seen_at) AS first_seen, MAX(seen_at) AS last_seen, {stance_documents}
+    FROM seen GROUP BY claim_id
+)
+SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key, c.text AS claim_text, c.active,
+       COALESCE(a.documents, 0) AS documents, COALESCE(a.matches, 0) AS matches,
+       COALESCE(a.outlets, 0) AS outlets, COALESCE(a.languages, 0) AS languages,
+       COALESCE(a.active_days, 0) AS active_days, a.first_seen, a.last_seen,
+       {span_days} AS span_days, {dormant_days} AS dormant_days,
+       c.verdict, c.claimant, c.review_url, c.reviewer, c.reviewed_at, c.language AS claim_language,
+       COALESCE(a.restating, 0) AS restating, COALESCE(a.rebutting, 0) AS rebutting,
+       COALESCE(a.reporting, 0) AS reporting
+FROM claims c LEFT JOIN a ON a.claim_id = c.id
+""",
+)
+
+_REVIEW_SELECT = """,
+       m.predicted_stance, m.stance_confidence, m.verdict, r.reviewer, r.reviewed_at, r.note AS review_note
+"""
+_REVIEW_JOIN = "LEFT JOIN match_reviews r ON r.id = m.review_id\n"
+
+
+def _with_review(sql: str) -> str:
+    """match_details' SQL with the stance and latest-review columns (the review joined by id)."""
+    head, tail = sql.split("\nFROM matches m\n", 1)
+    body, where = tail.rsplit("WHERE ", 1)
+    return head + _REVIEW_SELECT.rstrip("\n") + "\nFROM matches m\n" + body + _REVIEW_JOIN + "WHERE " + where
+
+
+REVIEWED_MATCH_DETAILS = View(
+    name="match_details",
+    description=MATCH_DETAILS.description + " Every match, with its predicted stance and its latest "
+    "reviewed verdict (a prediction is never a review).",
+    columns=(
+        *MATCH_DETAILS.columns,
+        _c("predicted_stance", "text",
+           "Automatic stance (restates, rebuts, reports): a prediction, not a review."),
+        _c("stance_confidence", "float", "Confidence of the predicted stance (0-1)."),
+        _c("verdict", "text",
+           "Latest reviewed verdict (restates, rebuts, reports, wrong); empty: not reviewed."),
+        _c("reviewer", "text", "Who gave that verdict."),
+        _c("reviewed_at", "datetime", "When (UTC)."),
+        _c("review_note", "text", "The reviewer's note."),
+    ),
+    since_column="seen_day",
+    has_claim=True,
+    template=_with_review(_MATCH_DETAILS_INDEXED),
+    direct=_with_review(_MATCH_DETAILS),
+)  # fmt: skip
+
+REVIEWED_SOURCE_HEALTH = View(
+    name="source_health",
+    description=SOURCE_HEALTH.description + " Match counts leave out matches reviewed `wrong`.",
+    columns=SOURCE_HEALTH.columns,
+    since_column="last_fetched_at",
+    has_claim=False,
+    template=SOURCE_HEALTH.template,
+    direct=SOURCE_HEALTH.direct.replace(
+        "per_document AS (SELECT document_id, COUNT(*) AS n FROM matches GROUP BY document_id)",
+        "per_document AS (SELECT document_id, COUNT(*) AS n FROM matches "
+        "WHERE COALESCE(verdict, '') <> 'wrong' GROUP BY document_id)",
+    ),
+)
+
+_VERDICT_COUNTS = ", ".join(
+    f"SUM(CASE WHEN m.verdict = '{v}' THEN 1 ELSE 0 END) AS {v}"
+    for v in ("restates", "rebuts", "reports", "wrong")
+)
+_REVIEW_STATS_SELECT = """
+SELECT c.id AS claim_id, c.claim_set, c.key AS claim_key,
+       COALESCE(k.matches, 0) + COALESCE(r.wrong, 0) AS matches, COALESCE(r.reviewed, 0) AS reviewed,
+       CASE WHEN r.reviewed > 0 THEN CAST(r.reviewed - r.wrong AS FLOAT) / r.reviewed END AS precision,
+       COALESCE(r.restates, 0) AS restates, COALESCE(r.rebuts, 0) AS rebuts,
+       COALESCE(r.reports, 0) AS reports, COALESCE(r.wrong, 0) AS wrong,
+       COALESCE(k.restating, 0) AS restating, COALESCE(k.rebutting, 0) AS rebutting,
+       COALESCE(k.reporting, 0) AS reporting
+FROM claims c LEFT JOIN k ON k.claim_id = c.id LEFT JOIN r ON r.claim_id = c.id
+"""
+_REVIEWED = (
+    "r AS (\n    SELECT m.claim_id, COUNT(*) AS reviewed, "
+    + _VERDICT_COUNTS
+    + "\n    FROM matches m JOIN documents d ON d.id = m.document_id\n"
+    "    WHERE m.verdict IS NOT NULL AND d.duplicate_of_id IS NULL GROUP BY m.claim_id\n)"
+)
+
+CLAIM_REVIEW_STATS = View(
+    name="claim_review_stats",
+    description="Per claim (every claim): matches, how many were reviewed, the precision among the "
+    "reviewed ones (restates + rebuts + reports against wrong), one count per verdict, and the documents "
+    "per stance. Only original documents.",
+    columns=(
+        _c("claim_id", "int", "claims.id"),
+        _c("claim_set", "text", "Claim set of the claim."),
+        _c("claim_key", "text", "Stable key of the claim within its set."),
+        _c("matches", "int", "Matches of the claim in original documents (those reviewed wrong included)."),
+        _c("reviewed", "int", "Of those: reviewed (latest verdict counts)."),
+        _c("precision", "float", "(restates + rebuts + reports) / reviewed; empty when none is reviewed."),
+        _c("restates", "int", "Reviewed restates: the passage asserts the claim."),
+        _c("rebuts", "int", "Reviewed rebuts: the passage denies or argues against it."),
+        _c("reports", "int", "Reviewed reports: the passage attributes it without endorsing it."),
+        _c("wrong", "int", "Reviewed wrong: not about this claim."),
+        _c("restating", "int", "Documents with a restating passage (verdict, else predicted)."),
+        _c("rebutting", "int", "Documents with a rebutting passage (verdict, else predicted)."),
+        _c("reporting", "int", "Documents with a reporting passage (verdict, else predicted)."),
+    ),
+    since_column=None,
+    has_claim=True,
+    template="WITH k AS (\n    SELECT claim_id, SUM(matches) AS matches, SUM(restating) AS restating, "
+    "SUM(rebutting) AS rebutting, SUM(reporting) AS reporting\n"
+    "    FROM claim_source_stats GROUP BY claim_id\n),\n"
+    + _REVIEWED
+    + _REVIEW_STATS_SELECT,
+    direct="WITH pairs AS ({reviewed_pairs}),\nk AS (\n    SELECT p.claim_id, SUM(p.matches) AS matches, "
+    + ", ".join(
+        f"SUM(CASE WHEN p.{s} > 0 THEN 1 ELSE 0 END) AS {d}"
+        for s, d in zip(_STANCES, _STANCE_DOCUMENTS, strict=True)
+    )
+    + "\n    FROM pairs p JOIN {documents} ON d.id = p.document_id WHERE d.duplicate_of_id IS NULL\n"
+    "    GROUP BY p.claim_id\n),\n"
+    + _REVIEWED
+    + _REVIEW_STATS_SELECT,
+)  # fmt: skip
+
+VIEWS: tuple[View, ...] = (
+    REVIEWED_CLAIM_DAILY,
+    REVIEWED_CLAIM_WEEKLY,
+    REVIEWED_CLAIM_SOURCES,
+    REVIEWED_CLAIM_LIFECYCLE,
+    REVIEWED_MATCH_DETAILS,
+    REVIEWED_SOURCE_HEALTH,
+    CLAIM_REVIEW_STATS,
 )
 
 

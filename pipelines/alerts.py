@@ -38,6 +38,24 @@ class ClaimRef:
     claim_set: str
     key: str
     text: str
+    verdict: str | None = None  # a fact-checker's review of the claim (ClaimReview), when it has one
+    claimant: str | None = None
+    review_url: str | None = None
+    reviewer: str | None = None
+
+    def review_line(self) -> str | None:
+        """``Fact-check: False (Example Checker) · claimed by X · <url>``, or None without a review."""
+        if not (self.verdict or self.review_url):
+            return None
+        parts = [f"{clean_text(self.verdict, 120) or 'reviewed'}"]
+        if self.reviewer:
+            parts[0] += f" ({clean_text(self.reviewer, 120)})"
+        if self.claimant:
+            parts.append(f"claimed by {clean_text(self.claimant, 120)}")
+        link = safe_link(self.review_url or "")
+        if link:
+            parts.append(link)
+        return "Fact-check: " + " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,18 @@ class MatchedPassage:
     seen_at: datetime
     passage: str
     score: float
+    stance: str | None = None  # restates, rebuts or reports: the reviewed verdict, else predicted
+    reviewed: bool = False  # stance is a researcher's verdict, not a prediction
+
+    @property
+    def stance_label(self) -> str:
+        """How a digest names the stance: a rebuttal stands out; a prediction says so."""
+        if not self.stance:
+            return ""
+        name = {"rebuts": "REBUTTAL", "reports": "reported", "restates": "restates"}.get(
+            self.stance, self.stance
+        )
+        return f"{name}, {'reviewed' if self.reviewed else 'predicted'}"
 
     @property
     def source(self) -> str:
@@ -298,6 +328,7 @@ def digest_text(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
         lines += [
             f"== {clean_text(claim.key)} ({clean_text(claim.claim_set)}) [{', '.join(alert.reasons)}]",
             f"Claim: {clean_text(claim.text)}",
+            *[line for line in [claim.review_line()] if line],
             f"New: {plural(alert.new_documents, 'document')} from {plural(alert.new_sources, 'source')}; "
             f"languages: {', '.join(alert.languages)}",
             f"Trend: {sparkline(alert.trend.counts)} ({alert.trend.first_day:%m-%d} … today)",
@@ -306,7 +337,8 @@ def digest_text(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
         ]
         for number, p in enumerate(alert.top, 1):
             lines += [
-                f"  {number}. \u201c{clean_text(p.passage, MAX_PASSAGE_CHARS)}\u201d (score {p.score:.2f})",
+                f"  {number}. \u201c{clean_text(p.passage, MAX_PASSAGE_CHARS)}\u201d (score {p.score:.2f}"
+                + (f"; {p.stance_label})" if p.stance else ")"),
                 f"     {clean_text(p.title, 200) or '(untitled)'} | {clean_text(p.outlet, 80) or p.source} "
                 f"| {passage_date(p)}",
                 f"     {safe_link(p.url) or '(no link)'}",
@@ -333,6 +365,7 @@ def digest_html(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
             f"<h2>{_e(clean_text(claim.key))} <small>({_e(clean_text(claim.claim_set))}; "
             f"{_e(', '.join(alert.reasons))})</small></h2>",
             f"<p><strong>{_e(clean_text(claim.text))}</strong></p>",
+            *([f"<p>{_e(claim.review_line() or '')}</p>"] if claim.review_line() else []),
             f"<p>New: {_e(plural(alert.new_documents, 'document'))} from "
             f"{_e(plural(alert.new_sources, 'source'))}; languages: {_e(', '.join(alert.languages))}</p>",
             f'<p>Trend: <span style="font-family: monospace">{_e(sparkline(alert.trend.counts))}</span> '
@@ -346,7 +379,7 @@ def digest_html(alerts: Sequence[ClaimAlert], when: datetime, spike_days: int) -
             parts.append(
                 f"<li><blockquote>{_e(clean_text(p.passage, MAX_PASSAGE_CHARS))}</blockquote>"
                 f"{heading} — {_e(clean_text(p.outlet, 80) or p.source)}, {_e(passage_date(p))} "
-                f"(score {p.score:.2f})</li>"
+                f"(score {p.score:.2f}{_e('; ' + p.stance_label) if p.stance else ''})</li>"
             )
         parts.append("</ol>")
     parts.append("<p><small>You receive this because you subscribed to claimwatch alerts.</small></p>")

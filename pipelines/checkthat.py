@@ -72,10 +72,6 @@ class CheckThatSplit:
     vclaims: list[Claim]
 
 
-def default_data_dir() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "checkthat-2a"
-
-
 def check_edition_split(edition: str | int, split: str | None = None) -> str:
     name = str(edition)
     if name not in SPLITS:
@@ -87,10 +83,12 @@ def check_edition_split(edition: str | int, split: str | None = None) -> str:
     return name
 
 
-def data_file(data_dir: Path | str | None, relative: str) -> Path:
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
+def data_file(data_dir: Path | str, relative: str) -> Path:
+    root = Path(data_dir)
     if not root.is_dir():
-        raise CheckThatDataError(f"{root}: no such directory (the CheckThat! 2A data, see --data)")
+        raise CheckThatDataError(
+            f"{root}: no such directory (the CheckThat! 2A data: see --data and the corpora_dir setting)"
+        )
     path = root / relative
     if not path.is_file():
         raise CheckThatDataError(f"{path}: no such file (is {root} the checkthat-2a directory?)")
@@ -130,7 +128,7 @@ def read_qrels(path: Path) -> dict[str, set[str]]:
     return qrels
 
 
-def load_queries(edition: str | int, split: str, data_dir: Path | str | None = None) -> list[tuple[str, str]]:
+def load_queries(edition: str | int, split: str, data_dir: Path | str) -> list[tuple[str, str]]:
     """``(query id, tweet text)`` of one split, in file order."""
     edition = check_edition_split(edition, split)
     if edition == "2021":
@@ -143,7 +141,7 @@ def load_queries(edition: str | int, split: str, data_dir: Path | str | None = N
     return queries
 
 
-def load_qrels(edition: str | int, split: str, data_dir: Path | str | None = None) -> dict[str, set[str]]:
+def load_qrels(edition: str | int, split: str, data_dir: Path | str) -> dict[str, set[str]]:
     """``{query id: {relevant vclaim ids}}`` of one split."""
     edition = check_edition_split(edition, split)
     if edition == "2022":
@@ -156,7 +154,7 @@ def load_qrels(edition: str | int, split: str, data_dir: Path | str | None = Non
     }
 
 
-def load_all_queries(edition: str | int, data_dir: Path | str | None = None) -> dict[tuple[str, str], str]:
+def load_all_queries(edition: str | int, data_dir: Path | str) -> dict[tuple[str, str], str]:
     """Tweets of every split of an edition keyed by (split, query id): ids repeat across 2022 splits."""
     edition = check_edition_split(edition)
     return {
@@ -212,7 +210,7 @@ def read_vclaims_zip(path: Path, edition: str) -> list[Claim]:
     return claims
 
 
-def load_vclaims(edition: str | int, data_dir: Path | str | None = None) -> list[Claim]:
+def load_vclaims(edition: str | int, data_dir: Path | str) -> list[Claim]:
     """The edition's verified claims: id = vclaim id, text = vclaim, ``extra["title"]`` = its title
     (and, 2022, ``extra["subtitle"]`` its subtitle, when it has one)."""
     edition = check_edition_split(edition)
@@ -227,7 +225,7 @@ def load_vclaims(edition: str | int, data_dir: Path | str | None = None) -> list
     return claims
 
 
-def load_split(edition: str | int, split: str, data_dir: Path | str | None = None) -> CheckThatSplit:
+def load_split(edition: str | int, split: str, data_dir: Path | str) -> CheckThatSplit:
     """Queries, qrels and vclaims of one split; checks that every qrels id is a query and a vclaim."""
     edition = check_edition_split(edition, split)
     queries = load_queries(edition, split, data_dir)

@@ -209,7 +209,7 @@ def load_encoder(
             logger.info("encoder backend %s does not apply to %s (it has its own engine)", backend, model)
         if languages is not None:
             named.languages = languages
-        return named  # type: ignore[return-value]
+        return named
     target, revision, display = resolve_model(model)
     local = Path(target).expanduser()
     if local.is_dir():

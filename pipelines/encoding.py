@@ -21,9 +21,14 @@ class ModelLoadError(RuntimeError):
 
 
 class Encoder(Protocol):
-    model_name: str
-    revision: str
-    languages: frozenset[str] | None
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def revision(self) -> str: ...
+
+    @property
+    def languages(self) -> frozenset[str] | None: ...
 
     def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray: ...
 

@@ -236,7 +236,7 @@ def best_per_claim(
     depth = min(per_claim, scores.shape[0])
     # argmax is much cheaper than a full sort for the usual single best passage
     rows = scores.argmax(axis=0)[None, :] if depth == 1 else np.argsort(-scores, axis=0)[:depth]
-    candidates = []
+    candidates: list[tuple[int, int, float]] = []
     for rank in range(depth):
         row_scores = scores[rows[rank], np.arange(scores.shape[1])]
         keep = np.flatnonzero(row_scores >= threshold)

@@ -445,7 +445,7 @@ class ClaimMatcher:
             scored = [(c.first_stage, c) for c in candidates[:depth]]
         self.verifier_seconds += time.perf_counter() - started
         scored.sort(key=lambda item: (-item[0], item[1].column))
-        found = []
+        found: list[PassageMatch] = []
         for score, candidate in scored:
             if score < threshold or len(found) >= top_k:
                 continue

@@ -5,11 +5,8 @@ Test data is built with db.queries (sources, documents, claims, matches); no mod
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import logging
-import socket
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -21,13 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 import crawler.services.alerting as alerting
-from crawler.config import Settings, load_settings
 from crawler.services.alerting import compute_digests, run_alerts
 from db.alerts import add_subscription
 from db.models import AlertItem, Delivery, Document
-from db.queries import active_claims, store_documents, store_matches, sync_claims
 from db.session import session_scope
-from db.timeutil import utcnow
 from pipelines.alerts import (
     AddressError,
     ClaimRef,
@@ -40,107 +34,17 @@ from pipelines.alerts import (
     parse_address,
 )
 from pipelines.dedup import content_hash, simhash
-from tests.conftest import SmtpSink
-
-NOW = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
-
-
-@dataclass
-class ClaimStub:
-    id: str
-    text: str
-    paragraph: int | None = None
-    extra: dict = field(default_factory=dict)
-
-
-CLAIMS = [
-    ClaimStub("seed-01", "Azerbaijan is steadily reducing its dependence on Russian transit routes."),
-    ClaimStub("seed-02", "Moscow uses migrant labour policy as leverage over Baku."),
-]
-
-
-def alert_settings(database_url: str, port: int = 1, **overrides: Any) -> Settings:
-    base = load_settings(environ={})
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "smtp_security": "none",
-        "alert_from": "claimwatch <alerts@claimwatch.example>",
-        "alert_to": "alice@example.org",
-    }
-    return dataclasses.replace(base, **{**values, **overrides})
-
-
-def document(
-    url: str, outlet: str, title: str, days_ago: int = 0, language: str = "en", **extra: Any
-) -> dict:
-    return {
-        "url": url,
-        "status": "ok",
-        "title": title,
-        "outlet": outlet,
-        "language": language,
-        "text": f"{title}. Body of {url}.",
-        "published_at": NOW - timedelta(days=days_ago, hours=1),
-        "match_status": "matched",
-        **extra,
-    }
-
-
-def load_claims(sessions: sessionmaker[Session]) -> dict[str, int]:
-    with session_scope(sessions) as session:
-        sync_claims(session, "seed", CLAIMS, lambda text: str(len(text)))
-    with sessions() as session:
-        return {c.key: c.id for c in active_claims(session)}
-
-
-def add_documents(sessions: sessionmaker[Session], records: list[dict]) -> dict[str, int]:
-    with session_scope(sessions) as session:
-        store_documents(session, records)
-    with sessions() as session:
-        return {d.url: d.id for d in session.scalars(select(Document))}
-
-
-def add_matches(sessions: sessionmaker[Session], pairs: list[tuple[int, int, str, float]]) -> None:
-    rows = [
-        {
-            "document_id": doc_id,
-            "claim_id": claim_id,
-            "passage": passage,
-            "passage_start": 0,
-            "passage_end": len(passage),
-            "score": score,
-            "threshold": 0.5,
-            "model": "test-model",
-            "model_revision": "r1",
-        }
-        for doc_id, claim_id, passage, score in pairs
-    ]
-    with session_scope(sessions) as session:
-        store_matches(session, rows)
-
-
-def demo_data(sessions: sessionmaker[Session]) -> tuple[dict[str, int], dict[str, int]]:
-    """Two claims: seed-01 in two English outlets, seed-02 in one Russian outlet."""
-    claims = load_claims(sessions)
-    docs = add_documents(
-        sessions,
-        [
-            document("https://a.example/1", "Caspian Ledger", "Baku looks west for transit"),
-            document("https://b.example/2", "Kavkaz Daily", "New corridor bypasses Russia", days_ago=1),
-            document("https://c.example/3", "Moskva Vestnik", "Мигранты и Баку", language="ru"),
-        ],
-    )
-    add_matches(
-        sessions,
-        [
-            (docs["https://a.example/1"], claims["seed-01"], "Baku cuts reliance on Russian routes.", 0.81),
-            (docs["https://b.example/2"], claims["seed-01"], "The corridor avoids Russian territory.", 0.66),
-            (docs["https://c.example/3"], claims["seed-02"], "Labour quotas as a lever on Baku.", 0.7),
-        ],
-    )
-    return claims, docs
+from tests.helpers import (
+    NOW,
+    SmtpSink,
+    add_documents,
+    add_matches,
+    alert_settings,
+    demo_data,
+    document,
+    free_port,
+    load_claims,
+)
 
 
 def received(sink: SmtpSink) -> list[EmailMessage]:
@@ -150,12 +54,6 @@ def received(sink: SmtpSink) -> list[EmailMessage]:
 def deliveries(sessions: sessionmaker[Session]) -> list[Delivery]:
     with sessions() as session:
         return list(session.scalars(select(Delivery).order_by(Delivery.id)))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- end to end with a real SMTP server ----------------------------------------------------------

@@ -19,7 +19,7 @@ from crawler.config import Settings, load_settings
 from crawler.crawl_process import build_scrapy_settings
 from crawler.item_pipelines import ExtractPipeline, page_to_record
 from crawler.items import PageItem
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 CORPORA = SHARED / "corpora"
 AEB = CORPORA / "article-extraction-benchmark"
@@ -174,10 +174,10 @@ def test_relevance_filter_setting_decides_whether_an_irrelevant_page_is_matched(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     on = page_to_record(irrelevant_item())
-    assert on["status"] == "irrelevant" and on["match_status"] == "skipped" and on["reason"]
+    assert on.status == "irrelevant" and on.match_status == "skipped" and on.reason
     off = page_to_record(irrelevant_item(), relevance_filter=False)
-    assert off["status"] == "ok" and off["match_status"] == "pending" and off["reason"] is None
-    assert off["text"] == on["text"]
+    assert off.status == "ok" and off.match_status == "pending" and off.reason is None
+    assert off.text == on.text
 
     # the crawl process gets the setting through its Scrapy settings
     def crawler(settings: Settings) -> SimpleNamespace:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import start_claimwatch
+from tests.helpers import start_claimwatch
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from db.models import Claim, Document, Match, Source
 from db.session import make_engine, make_sessionmaker
+from tests.helpers import claimwatch, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_CLAIMS = REPO / "crawler" / "data" / "seed_claims.yaml"
-CLI = (sys.executable, "-m", "crawler.cli")
-
-
-def cli_environment(env: dict[str, str] | None) -> dict[str, str]:
-    """This process's environment without its CLAIMWATCH_ settings, plus ``env``."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
-    environment.update(env or {})
-    return environment
-
-
-def start_claimwatch(args: list[str], cwd: Path, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
-    """``claimwatch ARGS`` in the background (``popen``: stdout, stderr, start_new_session, ...)."""
-    return subprocess.Popen([*CLI, *args], cwd=cwd, env=cli_environment(env), text=True, **popen)
-
-
-def claimwatch(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        env=cli_environment(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def row_counts(database_url: str) -> dict[str, int]:

@@ -15,30 +15,10 @@ from sqlalchemy import select
 
 from crawler.config import load_settings
 from crawler.services.crawling import run_crawl
-from db.models import CrawlRun, Document, Source
-from db.queries import upsert_sources
-from db.session import make_engine, make_sessionmaker, session_scope
+from db.models import CrawlRun, Source
+from db.session import make_engine, make_sessionmaker
+from tests.helpers import add_sources, documents, on_topic_page
 from tests.servers import LocalServer, Reply
-
-ON_TOPIC_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Baku and Moscow trade sharp words</title><meta name="author" content="Jane Roe">
-<meta property="article:published_time" content="{date}"></head><body>
-<nav><a href="/">Home</a> <a href="/world">World</a></nav>
-<article><h1>Baku and Moscow trade sharp words</h1>
-{paragraphs}
-</article><footer>© Test Gazette</footer></body></html>"""
-
-PARAGRAPH = (
-    "<p>Azerbaijan's foreign ministry summoned the Russian envoy on Monday after the police operation in "
-    "Yekaterinburg, saying the Kremlin had failed to explain the deaths of two men of Azerbaijani origin. "
-    "Officials in Baku said relations with Moscow had reached their lowest point in years. {n}</p>"
-)
-
-
-def on_topic_page(n: int = 0) -> bytes:
-    # pages differ in their last sentence only (near-duplicates of each other)
-    paragraphs = "\n".join(PARAGRAPH.format(n=f"Detail {n}." if i == 5 else "") for i in range(6))
-    return ON_TOPIC_HTML.format(date=datetime.now(UTC).date().isoformat(), paragraphs=paragraphs).encode()
 
 
 def rss(items: list[tuple[str, str, datetime]]) -> bytes:
@@ -72,21 +52,6 @@ def crawl_settings(database_url: str, tmp_path: Path):  # type: ignore[no-untype
         crawl_dir=str(tmp_path / "crawls"),
         log_level="INFO",
     )
-
-
-def add_sources(database_url: str, sources: list[dict]) -> None:
-    engine = make_engine(database_url)
-    with session_scope(make_sessionmaker(engine)) as session:
-        upsert_sources(session, sources)
-    engine.dispose()
-
-
-def documents(database_url: str) -> dict[str, Document]:
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine)() as session:
-        rows = {d.url: d for d in session.scalars(select(Document))}
-    engine.dispose()
-    return rows
 
 
 @pytest.mark.slow

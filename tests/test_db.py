@@ -214,3 +214,16 @@ def test_score_components_are_stored_as_a_json_object(sessions) -> None:  # type
     with sessions() as session:
         stored = dict(session.execute(select(Match.passage_start, Match.score_components)).all())
     assert stored == {0: None, 5: {"cosine": 0.71, "lexical": 0.42}}
+
+
+def test_an_unknown_record_field_is_an_error_and_stores_nothing(sessions) -> None:  # type: ignore[no-untyped-def]
+    batch = [article("https://a.example/ok"), {**article("https://a.example/x"), "titel": "t"}]
+    with pytest.raises(ValueError, match="unknown document record field.*: titel"):
+        store_in_one_transaction(sessions, batch)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Document)) == 0
+
+
+def store_in_one_transaction(sessions, batch: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(sessions) as session:
+        store_documents(session, batch)

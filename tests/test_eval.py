@@ -25,7 +25,6 @@ from pipelines.calibrate import ThresholdScore
 from pipelines.checkthat import (
     CheckThatDataError,
     CheckThatSplit,
-    default_data_dir,
     load_all_queries,
     load_qrels,
     load_queries,
@@ -41,7 +40,7 @@ from pipelines.retrieval_metrics import (
     rank_candidates,
     reciprocal_rank,
 )
-from tests.test_cli import cli_environment
+from tests.helpers import SHARED, cli_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from crawler.cli.app import main; main(sys.argv[1:])"
@@ -127,7 +126,7 @@ def test_mean_metrics_query_sets() -> None:
 
 @pytest.fixture(scope="module")
 def checkthat_dir() -> Path:
-    path = default_data_dir()
+    path = SHARED / "corpora" / "checkthat-2a"
     if not (path / "ct2021-en").is_dir() or not (path / "ct2022-en").is_dir():
         pytest.skip(f"CLEF CheckThat! 2A data not found at {path} (../shared/corpora/checkthat-2a)")
     return path

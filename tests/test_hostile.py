@@ -1,5 +1,6 @@
 """Hostile input: one crawl of feeds, sitemaps and the GDELT API full of bad pages must finish, store the
-good pages and record every bad one with a clear reason (documents.reason or the source's last_status)."""
+good pages and record every bad one with a clear reason (documents.reason or the source's last_status).
+The crawl runs once per module; each test checks one kind of hostility."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import socket
 import struct
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from xml.sax.saxutils import escape
@@ -23,10 +23,11 @@ from crawler.config import load_settings
 from crawler.middlewares import AddressPolicyMiddleware, PolicyRefusal
 from crawler.services.crawling import run_crawl
 from crawler.spiders.sitemaps import MAX_SITEMAP_DEPTH
-from db.models import Source
+from db.migrate import upgrade_database
+from db.models import Document, Source
 from db.session import make_engine, make_sessionmaker
+from tests.helpers import add_sources, documents, on_topic_page
 from tests.servers import LocalServer, Reply
-from tests.test_crawl import add_sources, documents, on_topic_page
 
 pytestmark = pytest.mark.slow
 
@@ -150,9 +151,33 @@ def reset(h: Any) -> None:
     h.connection.close()
 
 
-@pytest.fixture
-def hostile_settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return dataclasses.replace(
+@dataclasses.dataclass
+class HostileCrawl:
+    """What one crawl of the hostile world left behind."""
+
+    base: str
+    closed: str
+    docs: dict[str, Document]
+    status: dict[str, str | None]
+    listed_by: dict[str, str | None]
+    hits: dict[str, int]
+    forbidden_hits: dict[str, int]
+    stats: dict[str, Any]
+    log: str
+
+    def failed(self, path: str) -> tuple[str | None, bool]:
+        doc = self.docs[f"{self.base}{path}"]
+        assert doc.status == "failed", (path, doc.status, doc.reason)
+        return doc.reason, doc.retryable
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory: pytest.TempPathFactory) -> HostileCrawl:
+    """One crawl (SQLite) of feeds, sitemaps and the GDELT API full of bad pages, for the tests below."""
+    tmp_path = tmp_path_factory.mktemp("hostile")
+    database_url = f"sqlite:///{tmp_path / 'claimwatch.db'}"
+    upgrade_database(database_url)
+    hostile_settings = dataclasses.replace(
         load_settings(environ={}),
         database_url=database_url,
         allow_loopback=True,  # the servers are on 127.0.0.1; private ranges must stay blocked
@@ -166,10 +191,6 @@ def hostile_settings(database_url: str, tmp_path: Path):  # type: ignore[no-unty
         crawl_dir=str(tmp_path / "crawls"),
         log_level="INFO",
     )
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_hostile_sources_and_pages(hostile_settings) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     recent, old = now - timedelta(hours=1), now - timedelta(days=30)
     with LocalServer() as server, LocalServer() as forbidden:
@@ -328,123 +349,158 @@ def test_hostile_sources_and_pages(hostile_settings) -> None:  # type: ignore[no
         docs = documents(settings.database_url)
         with sessions() as session:
             sources = list(session.scalars(select(Source)))
-        status = {s.key: s.last_status for s in sources}
         source_of = {s.id: s.key for s in sources}
-        hits = dict(server.hits)
-        stats = result.stats or {}
+        return HostileCrawl(
+            base=base,
+            closed=closed,
+            docs=docs,
+            status={s.key: s.last_status for s in sources},
+            listed_by={url.removeprefix(base): source_of.get(d.source_id) for url, d in docs.items()},
+            hits=dict(server.hits),
+            forbidden_hits=dict(forbidden.hits),
+            stats=result.stats or {},
+            log=log,
+        )
 
-        def failed(path: str) -> tuple[str, bool]:
-            doc = docs[f"{base}{path}"]
-            assert doc.status == "failed", (path, doc.status, doc.reason)
-            return doc.reason, doc.retryable
 
+def test_good_pages_are_stored_under_the_source_that_listed_them(crawl: HostileCrawl) -> None:
     # good pages from every kind of source are stored
     for path in ("/good/1", "/good/2", "/good/huge", "/good/sitemap"):
-        assert docs[f"{base}{path}"].status == "ok", (path, docs[f"{base}{path}"].reason)
-        assert "Yekaterinburg" in docs[f"{base}{path}"].text
+        assert crawl.docs[f"{crawl.base}{path}"].status == "ok", (
+            path,
+            crawl.docs[f"{crawl.base}{path}"].reason,
+        )
+        assert "Yekaterinburg" in crawl.docs[f"{crawl.base}{path}"].text
 
     # every document is recorded under the source that listed it
-    listed_by = {url.removeprefix(base): source_of.get(d.source_id) for url, d in docs.items()}
+    listed_by = dict(crawl.listed_by)
     assert listed_by.pop("/good/huge") == "huge-feed" and listed_by.pop("/good/sitemap") == "self-index"
     assert listed_by.pop("/bad/bomb-target") == "bomb-feed"
     assert set(listed_by.values()) == {"hostile-feed"}, listed_by
 
+
+def test_pages_that_are_not_html_articles_fail_for_good(crawl: HostileCrawl) -> None:
     # pages that are not HTML articles
-    assert failed("/bad/image") == ("image (image/png)", False)
-    assert failed("/bad/binary") == ("binary content", False)
-    assert failed("/bad/report.pdf") == ("PDF document", False)
-    assert failed("/bad/empty") == ("empty body", False)
-    assert failed("/bad/no-article") == (
+    assert crawl.failed("/bad/image") == ("image (image/png)", False)
+    assert crawl.failed("/bad/binary") == ("binary content", False)
+    assert crawl.failed("/bad/report.pdf") == ("PDF document", False)
+    assert crawl.failed("/bad/empty") == ("empty body", False)
+    assert crawl.failed("/bad/no-article") == (
         "no article text extracted",
         False,
     )  # a nav bar naming both countries
 
+
+def test_oversized_bodies_stop_at_the_download_limit(crawl: HostileCrawl) -> None:
     # sizes: the download handler and the decompression stop at DOWNLOAD_MAXSIZE, not retried later
     for path in ("/bad/huge", "/bad/huge-declared", "/bad/gzip-bomb"):
-        reason, retryable = failed(path)
+        reason, retryable = crawl.failed(path)
         assert reason.startswith("too large:") and not retryable, (path, reason)
-    assert "decompress" in failed("/bad/gzip-bomb")[0]
-    assert str(MAXSIZE) in failed("/bad/huge")[0]
+    assert "decompress" in crawl.failed("/bad/gzip-bomb")[0]
+    assert str(MAXSIZE) in crawl.failed("/bad/huge")[0]
 
+
+def test_bad_and_mislabelled_encodings_lose_nothing(crawl: HostileCrawl) -> None:
     # encodings: invalid bytes do not lose the page; windows-1251 labelled utf-8 reads as Cyrillic
-    assert "Yekaterinburg" in docs[f"{base}/bad/invalid-bytes"].text
-    mislabelled = docs[f"{base}/bad/mislabelled"]
+    assert "Yekaterinburg" in crawl.docs[f"{crawl.base}/bad/invalid-bytes"].text
+    mislabelled = crawl.docs[f"{crawl.base}/bad/mislabelled"]
     assert "Министерство иностранных дел Азербайджана" in mislabelled.text, mislabelled.text[:200]
     assert mislabelled.language == "ru"
 
+
+def test_redirect_loops_end_and_redirects_to_metadata_are_refused(crawl: HostileCrawl) -> None:
     # redirects: loops end after REDIRECT_MAX_TIMES; a redirect to the metadata address is refused
     for path in ("/bad/loop-a", "/bad/loop-self"):
-        assert failed(path) == ("too many redirects (redirect loop?)", False)
-    assert hits["/bad/loop-a"] + hits["/bad/loop-b"] == 6 and hits["/bad/loop-self"] == 6
-    reason, _ = failed("/bad/to-metadata")
+        assert crawl.failed(path) == ("too many redirects (redirect loop?)", False)
+    assert crawl.hits["/bad/loop-a"] + crawl.hits["/bad/loop-b"] == 6 and crawl.hits["/bad/loop-self"] == 6
+    reason, _ = crawl.failed("/bad/to-metadata")
     assert reason.startswith("redirect to http://169.254.169.254/") and "link-local" in reason, reason
 
-    # HTTP errors: 4xx final, 5xx/429 retryable; Retry-After means no immediate retry in this crawl
-    assert failed("/bad/missing") == ("http 404", False)
-    assert failed("/bad/gone") == ("http 410", False)
-    assert failed("/bad/too-many") == ("http 429", True) and hits["/bad/too-many"] == 1
-    assert failed("/bad/busy") == ("http 503", True) and hits["/bad/busy"] == 1
-    assert failed("/bad/error") == ("http 500", True) and hits["/bad/error"] == 3  # RETRY_TIMES = 2
 
+def test_http_errors_are_final_or_retryable(crawl: HostileCrawl) -> None:
+    # HTTP errors: 4xx final, 5xx/429 retryable; Retry-After means no immediate retry in this crawl
+    assert crawl.failed("/bad/missing") == ("http 404", False)
+    assert crawl.failed("/bad/gone") == ("http 410", False)
+    assert crawl.failed("/bad/too-many") == ("http 429", True) and crawl.hits["/bad/too-many"] == 1
+    assert crawl.failed("/bad/busy") == ("http 503", True) and crawl.hits["/bad/busy"] == 1
+    assert (
+        crawl.failed("/bad/error") == ("http 500", True) and crawl.hits["/bad/error"] == 3
+    )  # RETRY_TIMES = 2
+
+
+def test_stalls_and_resets_are_retried_then_recorded(crawl: HostileCrawl) -> None:
     # a body that stalls and a connection reset: retried, then recorded as retryable
-    reason, retryable = failed("/bad/stall")
+    reason, retryable = crawl.failed("/bad/stall")
     assert (
         reason.startswith("DownloadTimeoutError")
         and f"longer than {DOWNLOAD_TIMEOUT}" in reason
         and retryable
     )
-    reason, retryable = failed("/bad/reset")
+    reason, retryable = crawl.failed("/bad/reset")
     assert reason.startswith(("DownloadFailedError", "ResponseDataLossError")) and retryable, reason
-    assert hits["/bad/stall"] == 3 and hits["/bad/reset"] == 3
+    assert crawl.hits["/bad/stall"] == 3 and crawl.hits["/bad/reset"] == 3
 
+
+def test_forbidden_private_non_http_and_old_links_are_never_fetched(crawl: HostileCrawl) -> None:
     # never fetched, never stored: before the since-window, robots.txt, non-http(s), private addresses
-    assert "/old/1" not in hits
-    assert forbidden.hits == {"/robots.txt": 1}
-    assert not any(url.startswith(closed) for url in docs)
-    assert status["forbidden-feed"] == "error: Forbidden by robots.txt"
-    assert not any(url.startswith(("file:", "javascript:", "data:")) for url in docs)
-    assert stats["feeds"]["claimwatch/links_rejected"] == len(NON_HTTP_LINKS)
-    assert stats["sitemaps"]["claimwatch/links_rejected"] == len(NON_HTTP_LINKS)
+    assert "/old/1" not in crawl.hits
+    assert crawl.forbidden_hits == {"/robots.txt": 1}
+    assert not any(url.startswith(crawl.closed) for url in crawl.docs)
+    assert crawl.status["forbidden-feed"] == "error: Forbidden by robots.txt"
+    assert not any(url.startswith(("file:", "javascript:", "data:")) for url in crawl.docs)
+    assert crawl.stats["feeds"]["claimwatch/links_rejected"] == len(NON_HTTP_LINKS)
+    assert crawl.stats["sitemaps"]["claimwatch/links_rejected"] == len(NON_HTTP_LINKS)
     assert not any(
         url.startswith(("http://10.", "http://169.", "http://192.", "http://[", "http://2852"))
-        for url in docs
+        for url in crawl.docs
     )
-    assert not [url for url in docs if not url.startswith((base, closed))], sorted(docs)
+    assert not [url for url in crawl.docs if not url.startswith((crawl.base, crawl.closed))], sorted(
+        crawl.docs
+    )
     # every private link, the metadata feed and the redirect to the metadata address
-    assert stats["feeds"]["claimwatch/blocked_address"] == len(PRIVATE_LINKS) + 2
-    assert status["metadata-feed"] == "error: blocked: link-local address"
+    assert crawl.stats["feeds"]["claimwatch/blocked_address"] == len(PRIVATE_LINKS) + 2
+    assert crawl.status["metadata-feed"] == "error: blocked: link-local address"
     for url in PRIVATE_LINKS:
-        assert f"refusing {url}" in log or f"refusing {url.lower()}" in log, url
+        assert f"refusing {url}" in crawl.log or f"refusing {url.lower()}" in crawl.log, url
 
+
+def test_feed_level_faults_are_recorded_on_the_source(crawl: HostileCrawl) -> None:
     # feed-level faults are on the source
-    assert status["hostile-feed"] == "200 ok"
-    assert status["garbage-feed"].startswith("malformed feed:")
-    assert status["missing-feed"] == "error: http 404"
+    assert crawl.status["hostile-feed"] == "200 ok"
+    assert crawl.status["garbage-feed"].startswith("malformed feed:")
+    assert crawl.status["missing-feed"] == "error: http 404"
     assert (
-        status["gzip-bomb-feed"].startswith("error: too large:") and "decompress" in status["gzip-bomb-feed"]
+        crawl.status["gzip-bomb-feed"].startswith("error: too large:")
+        and "decompress" in crawl.status["gzip-bomb-feed"]
     )
-    assert status["stalled-feed"].startswith("error: DownloadTimeoutError")
-    assert status["gdelt-garbage"].startswith("error: not JSON")
+    assert crawl.status["stalled-feed"].startswith("error: DownloadTimeoutError")
+    assert crawl.status["gdelt-garbage"].startswith("error: not JSON")
 
+
+def test_huge_feeds_are_read_up_to_the_entry_cap(crawl: HostileCrawl) -> None:
     # 100,000 items: parsed up to the cap, only in-window entries fetched, nothing beyond the cap
-    assert status["huge-feed"] == f"200 ok (first {ENTRY_CAP} of 100000 entries)"
-    assert not any(path.startswith(("/old/", "/beyond/")) for path in hits), sorted(hits)[:20]
+    assert crawl.status["huge-feed"] == f"200 ok (first {ENTRY_CAP} of 100000 entries)"
+    assert not any(path.startswith(("/old/", "/beyond/")) for path in crawl.hits), sorted(crawl.hits)[:20]
 
+
+def test_entity_expansion_bombs_expand_nothing(crawl: HostileCrawl) -> None:
     # entity-expansion bombs: nothing expanded
-    assert status["bomb-feed"] == "200 ok (DTD entity declarations ignored)"
-    bomb_target = docs[f"{base}/bad/bomb-target"]
+    assert crawl.status["bomb-feed"] == "200 ok (DTD entity declarations ignored)"
+    bomb_target = crawl.docs[f"{crawl.base}/bad/bomb-target"]
     assert bomb_target.title is not None and "lollol" not in bomb_target.title and len(bomb_target.title) < 50
     assert (
-        status["bomb-sitemap"].startswith("error: malformed sitemap")
-        and "amplification" in status["bomb-sitemap"]
+        crawl.status["bomb-sitemap"].startswith("error: malformed sitemap")
+        and "amplification" in crawl.status["bomb-sitemap"]
     )
-    assert not any(path.startswith(("/bomb/", "/bad/bomb-sm")) for path in hits)
-    assert status["gzip-bomb-sitemap"].startswith("error: too large:")
+    assert not any(path.startswith(("/bomb/", "/bad/bomb-sm")) for path in crawl.hits)
+    assert crawl.status["gzip-bomb-sitemap"].startswith("error: too large:")
 
+
+def test_sitemap_indexes_are_bounded_by_depth(crawl: HostileCrawl) -> None:
     # sitemap indexes: pointing to themselves or chained without end, bounded by the index depth
-    assert status["self-index"].startswith("200 ok") and hits["/sitemap-index.xml"] <= 2
-    assert sum(hits.get(f"/chain-{i}.xml", 0) for i in range(20)) == MAX_SITEMAP_DEPTH + 1
-    assert status["big-sitemap"] == f"200 ok (first {ENTRY_CAP} entries)"
+    assert crawl.status["self-index"].startswith("200 ok") and crawl.hits["/sitemap-index.xml"] <= 2
+    assert sum(crawl.hits.get(f"/chain-{i}.xml", 0) for i in range(20)) == MAX_SITEMAP_DEPTH + 1
+    assert crawl.status["big-sitemap"] == f"200 ok (first {ENTRY_CAP} entries)"
 
 
 def test_address_policy_checks_resolved_names() -> None:

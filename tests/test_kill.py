@@ -29,9 +29,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from crawler.demo.site import DemoSite
-from tests.conftest import loopback_crawl_env
+from tests.helpers import claimwatch, free_port, loopback_crawl_env, start_claimwatch
 from tests.servers import StallingSmtpSink
-from tests.test_cli import claimwatch, free_port, start_claimwatch
 
 
 def site_path(url: str | None) -> str | None:
@@ -325,7 +324,7 @@ def test_killed_daily_run_then_rerun_equals_an_uninterrupted_run(
 def test_killed_daily_run_on_postgresql(
     site: StallingSite, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
+    from tests.helpers import create_postgres_database, drop_postgres_database, require_postgres
 
     require_postgres()
     url = create_postgres_database()
@@ -390,7 +389,7 @@ def demo_args(url: str, port: int) -> list[str]:
 def test_database_lost_mid_crawl_fails_cleanly_and_the_next_run_completes(
     reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    from tests.conftest import (
+    from tests.helpers import (
         _admin_execute,
         create_postgres_database,
         drop_postgres_database,

@@ -28,14 +28,15 @@ from crawler.config import load_settings
 from crawler.demo.site import DemoSite
 from db.queries import claim_pending_documents, store_documents
 from db.session import make_engine, make_sessionmaker, session_scope
-from tests.conftest import (
+from tests.helpers import (
+    claimwatch,
     create_postgres_database,
     drop_postgres_database,
     loopback_crawl_env,
     postgres_available,
     require_service,
+    start_claimwatch,
 )
-from tests.test_cli import claimwatch, start_claimwatch
 
 REDIS_URL = os.environ.get("CLAIMWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

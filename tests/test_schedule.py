@@ -271,7 +271,7 @@ def test_schedule_command_keeps_its_stored_job_and_stops_on_sigterm(database_url
 
 def test_daily_run_sends_the_digest_through_the_alerts_step(database_url: str, sessions, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     from crawler.scheduling import alerts_step
-    from tests.test_alerts import alert_settings, demo_data
+    from tests.helpers import alert_settings, demo_data
 
     demo_data(sessions)
     settings = alert_settings(database_url, smtp_sink.port)

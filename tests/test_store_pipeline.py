@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from scrapy.settings import Settings
@@ -16,6 +15,7 @@ from crawler.items import PageItem
 from db.migrate import upgrade_database
 from db.models import Document
 from db.session import make_engine, make_sessionmaker
+from pipelines.records import DocumentRecord
 
 
 class FakeClock:
@@ -41,7 +41,7 @@ def stored(url: str) -> int:
         engine.dispose()
 
 
-def record(n: int) -> dict[str, Any]:
+def record(n: int) -> DocumentRecord:
     item = PageItem(url=f"http://127.0.0.1:1/a/{n}", source_key=None, discovered_via="test", http_status=404)
     return failure_record(item, "http 404")
 

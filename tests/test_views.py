@@ -15,6 +15,10 @@ from db.models import Base
 from db.research import ViewQuery, view_rows
 from db.session import make_engine
 from db.views import VIEWS, get_view, view_names
+from tests.helpers import (
+    assert_aggregates_equal_rebuild,
+    assert_views_equal_direct,
+)
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 
@@ -170,56 +174,6 @@ def test_schema_doc_describes_every_table_column_and_view(database_url: str) -> 
 # --- aggregate tables (db/aggregates.py) equal the direct definitions ------------------------------
 
 
-def _typed(view, raw_rows) -> list[tuple]:  # type: ignore[no-untyped-def]
-    from db.research import normalise
-
-    out = []
-    for row in raw_rows:
-        values = []
-        for column, value in zip(view.columns, row, strict=True):
-            value = normalise(column.kind, value)
-            values.append(round(value, 9) if isinstance(value, float) else value)
-        out.append(tuple(values))
-    return sorted(out, key=repr)
-
-
-def assert_views_equal_direct(engine) -> None:  # type: ignore[no-untyped-def]
-    """Every view (over the aggregates) returns exactly the rows of its direct SQL (from matches)."""
-    dialect = engine.dialect.name
-    columns = {view.name: ", ".join(view.column_names) for view in VIEWS}
-    with engine.connect() as connection:
-        for view in VIEWS:
-            got = connection.execute(text(f"SELECT {columns[view.name]} FROM {view.name}")).all()
-            expected = connection.execute(
-                text(f"SELECT {columns[view.name]} FROM ({view.sql(dialect, direct=True)}) direct_rows")
-            ).all()
-            assert _typed(view, got) == _typed(view, expected), view.name
-
-
-def aggregate_snapshot(connection) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
-    from db.aggregates import AGGREGATE_TABLES
-
-    return {
-        table: sorted(map(tuple, connection.execute(text(f"SELECT * FROM {table}")).all()), key=repr)
-        for table in AGGREGATE_TABLES
-    }
-
-
-def assert_aggregates_equal_rebuild(engine) -> None:  # type: ignore[no-untyped-def]
-    """What the triggers maintained row by row equals a recomputation from scratch."""
-    from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates
-
-    with engine.connect() as connection:
-        maintained = aggregate_snapshot(connection)
-    with engine.begin() as connection:
-        drop_triggers(connection)
-        rebuild_aggregates(connection)
-        rebuilt = aggregate_snapshot(connection)
-        create_triggers(connection)
-    assert maintained == rebuilt
-    assert maintained["claim_documents"], "the random data must produce aggregates"
-
-
 def test_aggregate_views_equal_direct_sql_through_every_kind_of_change(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
     import random
 
@@ -228,7 +182,7 @@ def test_aggregate_views_equal_direct_sql_through_every_kind_of_change(database_
     from db.models import Claim, Document, Match, Source
     from db.queries import requeue_documents, set_match_status
     from db.session import session_scope
-    from tests.conftest import fill_random_research_data
+    from tests.helpers import fill_random_research_data
 
     engine = sessions.kw["bind"]
     rng = random.Random(7)
@@ -282,7 +236,7 @@ def test_aggregate_views_equal_direct_sql_through_every_kind_of_change(database_
 
 
 def test_migration_backfills_the_aggregates(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import fill_random_research_data
+    from tests.helpers import fill_random_research_data
 
     config = alembic_config(database_url)
     command.downgrade(config, "0004")  # views computed from matches, no aggregate tables

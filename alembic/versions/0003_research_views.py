@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from db.views import VIEWS, create_view_sql, drop_view_sql
+from db.views import VIEWS_0005 as VIEWS  # as this migration created them
+from db.views import create_view_sql, drop_view_sql
 
 revision: str = "0003"
 down_revision: str | None = "0002"

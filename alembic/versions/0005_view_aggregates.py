@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from db.aggregates import create_triggers, drop_triggers, rebuild_aggregates
-from db.views import VIEWS, create_view_sql, drop_view_sql
+from db.views import VIEWS_0005 as VIEWS  # as this migration created them
+from db.views import create_view_sql, drop_view_sql
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -159,8 +160,8 @@ def upgrade() -> None:
     op.create_index("ix_matches_claim_score", "matches", ["claim_id", "score"])
     op.create_index("ix_documents_failures", "documents", ["status", "source_id", "reason"])
     create_tables()
-    rebuild_aggregates(bind)  # before the triggers exist: one pass, not row by row
-    create_triggers(bind)
+    rebuild_aggregates(bind, reviews=False)  # before the triggers exist: one pass, not row by row
+    create_triggers(bind, reviews=False)
     create_views(dialect, direct=False)
 
 
@@ -169,7 +170,7 @@ def downgrade() -> None:
     dialect = bind.dialect.name
     for view in reversed(VIEWS):
         op.execute(drop_view_sql(view))
-    drop_triggers(bind)
+    drop_triggers(bind, reviews=False)
     for table in ("claim_facets", "claim_source_stats", "claim_week_stats", "claim_day_stats"):
         op.drop_table(table)
     for index in ("ix_claim_documents_source", "ix_claim_documents_week", "ix_claim_documents_day"):

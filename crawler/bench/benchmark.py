@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import Settings, redact_url
+from pipelines.status import MatchStatus
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +71,6 @@ class BenchOptions:
     profile: Path | None = None
     mode: str = "auto"
     relevance_filter: bool = False
-
-
-def default_corpora_dir() -> Path:
-    """``../shared/corpora`` relative to the project root."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 
 def bench_settings(
@@ -382,7 +378,10 @@ def matched_documents(settings: Settings) -> list[tuple[str | None, str]]:
     with open_sessions(settings)() as session:
         rows = session.execute(
             select(Document.language, Document.text)
-            .where(Document.match_status.in_(("matched", "no_match")), Document.text.is_not(None))
+            .where(
+                Document.match_status.in_((MatchStatus.MATCHED, MatchStatus.NO_MATCH)),
+                Document.text.is_not(None),
+            )
             .order_by(Document.id)
         )
         return [(language, text) for language, text in rows]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler.cli import bench, core, evaluation, offline, research, schedule
+from crawler.cli import bench, core, doctor, evaluation, offline, research, review, schedule
 from crawler.cli.context import fail, state
 from crawler.config import ConfigError
 
@@ -54,7 +54,9 @@ offline.register(app)  # score, extract
 schedule.register(app)  # schedule, alerts, subscribe, unsubscribe, subscriptions
 research.register(app)  # export, report, browse, db
 evaluation.register(app)  # eval checkthat, eval labels, calibrate
+review.register(app)  # review (terminal session), review export/import/set/stats
 bench.register(app)  # bench
+doctor.register(app)  # doctor
 
 
 def main(argv: list[str] | None = None) -> None:

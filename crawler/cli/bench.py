@@ -40,7 +40,7 @@ def bench(
     ] = False,
     corpora: Annotated[
         Path | None,
-        typer.Option("--corpora", help="The shared corpora directory (default: ../shared/corpora)."),
+        typer.Option("--corpora", help="The shared corpora directory (default: the corpora_dir setting)."),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -84,7 +84,6 @@ def bench(
     from crawler.bench.benchmark import (
         BenchError,
         BenchOptions,
-        default_corpora_dir,
         results_markdown,
         run_bench,
     )
@@ -93,8 +92,9 @@ def bench(
         raise fail("give either --small or --pages", 2)
     if mode not in {"auto", "sequential", "overlapped"}:
         raise fail("--mode must be auto, sequential or overlapped", 2)
+    settings = state.settings()
     options = BenchOptions(
-        corpora=corpora or default_corpora_dir(),
+        corpora=corpora or Path(settings.corpora_dir),
         pages=SMALL_PAGES if small else pages,
         database_url=database_url,
         demo=demo,
@@ -102,7 +102,6 @@ def bench(
         mode=mode,
         relevance_filter=relevance_filter,
     )
-    settings = state.settings()
     with clean_errors(BenchError):
         results = run_bench(settings, options, echo=lambda line: typer.echo(line, err=True))
     text = json.dumps(results, indent=2, ensure_ascii=False)

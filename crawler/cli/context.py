@@ -58,6 +58,7 @@ def domain_errors() -> tuple[type[BaseException], ...]:
     from crawler.services.locks import LockHeld
     from crawler.services.sources import SourcesFileError
     from db.migrate import SchemaOutOfDate
+    from db.reviews import ReviewError
     from db.session import DatabaseUnavailable
     from pipelines.claims import ClaimsFileError
     from pipelines.encoding import ModelLoadError
@@ -71,6 +72,7 @@ def domain_errors() -> tuple[type[BaseException], ...]:
         ModelLoadError,
         SourcesFileError,
         AlertError,
+        ReviewError,
         LockHeld,
         OSError,
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from crawler.cli.context import clean_errors, fail, state
-from crawler.cli.render import ConsoleObserver, print_summary
+from crawler.cli.render import ConsoleObserver, print_summary, print_table
 from crawler.config import Settings
 from crawler.services.app import (
     do_crawl,
@@ -55,27 +56,56 @@ def init(
 def claims_list(
     claim_set: Annotated[str | None, typer.Option("--set", help="Only this claim set.")] = None,
 ) -> None:
-    """List the active claims in the database."""
+    """List the active claims: set, key, paragraph, text and, for fact-checkers' claims, the verdict,
+    claimant and review address (a table on a terminal, tab-separated lines otherwise)."""
     from db.queries import active_claims
 
     with clean_errors():
         sessions = open_sessions(state.settings())
         with sessions() as session:
             rows = active_claims(session, claim_set)
+    if sys.stdout.isatty():  # a table fitted to the terminal; piped: every field whole, tab-separated
+        from rich.console import Console
+
+        cells = [
+            (
+                row.claim_set,
+                row.key,
+                f"¶{row.paragraph}" if row.paragraph is not None else "",
+                row.verdict or "",
+                row.claimant or "",
+                row.text,
+            )
+            for row in rows
+        ]
+        columns = ("set", "claim", "¶", "verdict", "claimant", "text")
+        print_table(Console(), f"{len(rows)} claims", columns, cells, fit="text")
+        return
     for row in rows:
         paragraph = f"¶{row.paragraph}" if row.paragraph is not None else ""
-        typer.echo(f"{row.claim_set}\t{row.key}\t{paragraph}\t{row.text}")
+        review = "\t".join(value or "-" for value in (row.verdict, row.claimant, row.review_url))
+        typer.echo(f"{row.claim_set}\t{row.key}\t{paragraph}\t{row.text}\t{review}")
     typer.echo(f"{len(rows)} claims", err=True)
 
 
 @claims_app.command("load")
 def claims_load(
-    path: Annotated[Path, typer.Argument(help="Claims file: YAML with a `claims:` list, or JSONL.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Claims file: YAML with a `claims:` list, JSONL, or fact-checkers' schema.org ClaimReview "
+            "(JSON, JSON-LD @graph, an HTML page's ld+json, or a Fact Check Tools claims:search response)."
+        ),
+    ],
     claim_set: Annotated[
         str | None, typer.Option("--set", help="Claim set name (default: the file's claim_set or its name).")
     ] = None,
 ) -> None:
-    """Load (or update) a claim set from a file. Claims missing from the file are deactivated."""
+    """Load (or update) a claim set from a file. Claims missing from the file are deactivated.
+
+    ClaimReview files: each review becomes a claim with a stable id from the review's address
+    (cr-...), its verdict, claimant, reviewer, date and language kept with it; the set is named
+    after the file unless --set is given."""
     from db.session import session_scope
 
     with clean_errors():
@@ -90,10 +120,10 @@ def claims_load(
 @claims_app.command("validate")
 def claims_validate(path: Annotated[Path, typer.Argument(help="Claims file to check.")]) -> None:
     """Check a claims file without touching the database."""
-    from pipelines.claims import load_claims
+    from pipelines.claimreview import load_claim_file
 
     with clean_errors():
-        claims = load_claims(path)
+        claims = load_claim_file(path)
     typer.echo(
         f"{path}: {len(claims)} claims, ids {claims[0].id} … {claims[-1].id}" if claims else f"{path}: empty"
     )
@@ -103,14 +133,21 @@ def claims_validate(path: Annotated[Path, typer.Argument(help="Claims file to ch
 def sources_list(
     all_sources: Annotated[bool, typer.Option("--all", help="Include disabled sources.")] = False,
 ) -> None:
-    """List crawl sources with their last fetch status."""
+    """List crawl sources: key, kind, language, country, perspective, last fetch status, the latest
+    `claimwatch doctor --sources` verdict, address."""
     from db.queries import list_sources
+    from db.source_checks import source_checks
 
     with clean_errors():
         sessions = open_sessions(state.settings())
         with sessions() as session:
             rows = list_sources(session, enabled_only=not all_sources)
+            checks = source_checks(session)
     for s in rows:
+        check = checks.get(s.id)
+        checked = f"doctor: {check.status} {check.checked_at:%Y-%m-%d}" if check else "doctor: not run"
+        if check is not None and check.moved_to and check.moved_to != s.url:
+            checked += f" (moved to {check.moved_to})"
         typer.echo(
             "\t".join(
                 [
@@ -120,6 +157,7 @@ def sources_list(
                     s.country or "-",
                     s.perspective or "-",
                     s.last_status or "never fetched",
+                    checked,
                     s.url,
                 ]
             )
@@ -316,7 +354,16 @@ DEMO_DATABASE_URL = "sqlite:///claimwatch-demo.db"
 
 
 def demo(
-    port: Annotated[int, typer.Option("--port", help="Port of the demo site on 127.0.0.1.")] = 8765,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="Port of the demo site on 127.0.0.1 (default: 8765, or a free port when 8765 is taken; "
+            "0: any free port).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -331,10 +378,12 @@ def demo(
     from crawler.demo.runner import demo_settings, run_demo, serve_demo
 
     if serve:
-        serve_demo(
-            port,
-            on_ready=lambda url: typer.echo(f"serving the demo site at {url}/ — Ctrl-C to stop", err=True),
-        )
+        with clean_errors():
+            serve_demo(
+                port,
+                on_ready=announce_site,
+                note=lambda message: typer.echo(message, err=True),
+            )
         return
     settings = state.settings()
     url = database_url or state.database_url or DEMO_DATABASE_URL

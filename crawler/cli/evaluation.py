@@ -29,7 +29,9 @@ ModelOption = Annotated[
 ]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", help="The checkthat-2a data directory (default: ../shared/corpora/checkthat-2a)."),
+    typer.Option(
+        "--data", help="The checkthat-2a data directory (default: checkthat-2a in the corpora_dir setting)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
@@ -99,6 +101,7 @@ def checkthat(
         from crawler.services.evaluation import evaluate_checkthat
         from pipelines.checkthat import load_split
 
+        data = data or Path(settings.corpora_dir) / "checkthat-2a"
         split_data = load_split(edition, split, data)  # bad data fail before the model loads
         encoder = _encoder(settings, model)
         report = evaluate_checkthat(
@@ -149,6 +152,7 @@ def fit_fusion_command(
         from crawler.services.evaluation import fit_fusion, write_fusion
         from pipelines.checkthat import load_split
 
+        data = data or Path(settings.corpora_dir) / "checkthat-2a"
         splits = [load_split("2022", name, data) for name in ("train", "dev")]
         encoder = _encoder(settings, model)
         result = fit_fusion(
@@ -304,7 +308,19 @@ def calibrate(
     model: ModelOption = None,
     write: Annotated[
         bool,
-        typer.Option("--write/--no-write", help="Store the threshold in pipelines/thresholds.json."),
+        typer.Option(
+            "--write/--no-write",
+            help="Store the threshold in pipelines/thresholds.json (--from-reviews: the per-claim "
+            "thresholds in the database).",
+        ),
+    ] = False,
+    from_reviews: Annotated[
+        bool,
+        typer.Option(
+            "--from-reviews",
+            help="Fit per-claim thresholds on the reviewed verdicts instead (docs/review.md); reports "
+            "precision on a held-out third of the reviews.",
+        ),
     ] = False,
 ) -> None:
     """Choose a model's default match threshold on labelled passages; report it on held-out ones.
@@ -313,6 +329,8 @@ def calibrate(
     of the best; --write stores it in pipelines/thresholds.json, read by `score` and `match`."""
 
     settings = state.settings()
+    if from_reviews:
+        return _calibrate_from_reviews(settings, write)
     with clean_errors():
         from crawler.services.evaluation import LABELLED_DIR, calibrate_model, write_calibration
         from pipelines.claims import ClaimsFileError, default_claims_path, load_claims
@@ -344,6 +362,26 @@ def calibrate(
         )
     if write:
         typer.echo(f"written to {THRESHOLDS_FILE}")
+
+
+def _calibrate_from_reviews(settings: Settings, write: bool) -> None:
+    from crawler.services.app import open_sessions
+    from crawler.services.review import ReviewError, calibrate_from_reviews
+
+    with clean_errors(ReviewError):
+        result = calibrate_from_reviews(open_sessions(settings), settings.review_min_reviews, write)
+    held = result.held_out
+    typer.echo(f"{result.reviews} reviewed matches; a claim needs {result.min_reviews} for its own threshold")
+    typer.echo(
+        f"held-out third ({held.reviews} reviews, {held.correct} about their claim): precision "
+        f"{held.precision_default:.3f} at the default thresholds -> {held.precision_fitted:.3f} at the "
+        f"fitted ones, keeping {held.recall_fitted:.1%} of the correct matches"
+    )
+    for fit in result.fits.values():
+        key = result.claim_keys.get(fit.claim_id, str(fit.claim_id))
+        chosen = "default" if fit.threshold is None else f"{fit.threshold:.3f}"
+        typer.echo(f"  {key}: {fit.reviews} reviews, threshold {chosen}, precision {fit.precision:.3f}")
+    typer.echo("stored in claim_thresholds" if write else "not stored (--write stores them)")
 
 
 def register(app: typer.Typer) -> None:

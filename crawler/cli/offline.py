@@ -36,7 +36,12 @@ def read_jsonl_inputs(path: Path) -> list[tuple[Any, str, str | None]]:
 
 
 def score(
-    claims: Annotated[Path, typer.Option("--claims", help="Claims file (YAML `claims:` list or JSONL).")],
+    claims: Annotated[
+        Path,
+        typer.Option(
+            "--claims", help="Claims file (YAML `claims:` list, JSONL, or fact-checkers' ClaimReview JSON)."
+        ),
+    ],
     input: Annotated[
         Path,
         typer.Option(
@@ -48,8 +53,12 @@ def score(
         float | None,
         typer.Option(
             "--threshold",
-            help="Minimum match score (default: the calibrated threshold of the input's language; "
-            "-1 returns every candidate).",
+            help="Lowest match score kept. The score is the verifier's probability that the passage "
+            "restates the claim (with --no-verifier: the fused first-stage score, the passage-claim cosine "
+            "combined with the claim-context cosine and BM25 by the model's fitted weights; "
+            "pipelines/fusion.json). Default: the threshold calibrated for the input's language "
+            "(pipelines/verifier.json; without the verifier pipelines/thresholds.json); -1 returns every "
+            "candidate.",
         ),
     ] = None,
     model: Annotated[
@@ -69,13 +78,13 @@ def score(
     """Match arbitrary texts against a claims file offline with the crawl's matcher (language routes,
     per-language thresholds, verifier); JSONL results on stdout, in input order."""
     from crawler.services.matching import build_matcher
-    from pipelines.claims import load_claims
+    from pipelines.claimreview import load_claim_file
     from pipelines.embed import FileEmbeddingCache
     from pipelines.matcher import guess_language
 
     settings = state.settings()
     with clean_errors():
-        claim_list = load_claims(claims)
+        claim_list = load_claim_file(claims)
         inputs = read_jsonl_inputs(input)
         languages = [lang or guess_language(text) for _, text, lang in inputs]
         cache = FileEmbeddingCache(Path(settings.cache_dir)) if settings.cache_dir else FileEmbeddingCache()

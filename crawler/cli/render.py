@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -46,18 +46,52 @@ def match_progress() -> Iterator[Progress]:
         yield progress
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` characters, cut at a word boundary with an ellipsis
+    (a single word longer than the line is cut inside it)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    cut = text[: width - 1]
+    if text[width - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def print_table(
+    console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], fit: str
+) -> None:
+    """A table whose ``fit`` column (free text) takes the width the other columns leave on the
+    console, its texts shortened at word boundaries; the other columns keep their whole values."""
+    from rich.table import Table
+
+    index = list(columns).index(fit)
+    others = [
+        max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(columns) if i != index
+    ]
+    # rich draws a border and one space of padding either side of every cell
+    room = console.width - sum(others) - 3 * len(columns) - 1
+    width = max(room, 20)
+    table = Table(title=title, show_lines=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=True, overflow="ellipsis" if i == index else "fold")
+    for row in rows:
+        table.add_row(*(shorten(cell, width) if i == index else cell for i, cell in enumerate(row)))
+    console.print(table)
+
+
 def print_summary(settings: Settings, claim_set: str | None = None) -> None:
     """The per-claim table and the document counts that ``run`` and ``demo`` end with."""
     from rich.console import Console
-    from rich.table import Table
 
     summary = claim_summary(settings, claim_set)
     rows, counts = summary.claims, summary.counts
-    table = Table(title="Claims", show_lines=False)
-    for column in ("claim", "matches", "docs", "sources", "languages", "first seen", "last seen", "text"):
-        table.add_column(column, overflow="fold" if column == "text" else "ellipsis")
-    for row in rows:
-        table.add_row(
+    console = Console()
+    columns = ("claim", "matches", "docs", "sources", "languages", "first seen", "last seen", "text")
+    cells = [
+        (
             row.key,
             str(row.matches),
             str(row.documents),
@@ -65,10 +99,11 @@ def print_summary(settings: Settings, claim_set: str | None = None) -> None:
             row.languages or "-",
             f"{row.first_seen:%Y-%m-%d}" if row.first_seen else "-",
             f"{row.last_seen:%Y-%m-%d}" if row.last_seen else "-",
-            row.text[:90],
+            row.text,
         )
-    console = Console(width=160)
-    console.print(table)
+        for row in rows
+    ]
+    print_table(console, "Claims", columns, cells, fit="text")
     ms = {k.rsplit(".", 1)[1]: v for k, v in counts.items() if k.startswith("documents.match_status.")}
     console.print(
         f"documents: {counts['documents']} ({counts.get('documents.ok', 0)} relevant, "

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as _xml_escape
 
+import jinja2
 import yaml
 
 logger = logging.getLogger(__name__)
@@ -270,31 +271,60 @@ def head_meta(ctx: PageContext, title_separator: str) -> str:
         for kind in outlet.feeds
         if kind in FEED_TYPES
     )
-    return f"""<meta charset="{ctx.charset}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(a.title)} {title_separator} {esc(outlet.name)}</title>
-<meta name="description" content="{esc(a.lead)}">
-<meta name="author" content="{esc(a.author)}">
-<meta name="robots" content="index, follow, max-image-preview:large">
-<link rel="canonical" href="{esc(url)}">
-<meta property="og:type" content="article">
-<meta property="og:site_name" content="{esc(outlet.name)}">
-<meta property="og:title" content="{esc(a.title)}">
-<meta property="og:description" content="{esc(a.lead)}">
-<meta property="og:url" content="{esc(url)}">
-<meta property="og:locale" content="{a.language}">
-<meta property="article:published_time" content="{iso(a.published)}">
-<meta property="article:modified_time" content="{iso(a.published + timedelta(minutes=12))}">
-<meta property="article:section" content="{esc(a.section)}">
-<meta property="article:author" content="{esc(a.author)}">
-{feed_links}
-<script type="application/ld+json">
-{json_ld(structured)}
-</script>"""
+    return render_template(
+        "head_meta.html",
+        ctx=ctx,
+        a=a,
+        outlet=outlet,
+        url=url,
+        structured=structured,
+        feed_links=feed_links,
+        title_separator=title_separator,
+    )
 
 
 def body_paragraphs(article: DemoArticle, indent: str = "") -> str:
     return "\n".join(f"{indent}<p>{esc(p)}</p>" for p in article.paragraphs)
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # No autoescaping: the templates escape each value for its context themselves (esc for HTML text
+    # and attributes, xml_escape for feeds), and pass pre-rendered fragments through unchanged.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=False,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.globals.update(
+        body_paragraphs=body_paragraphs,
+        chr=chr,
+        esc=esc,
+        FEED_TRACKING=FEED_TRACKING,
+        feed_link=feed_link,
+        format=format,
+        format_datetime=format_datetime,
+        head_meta=head_meta,
+        iso=iso,
+        json_ld=json_ld,
+        len=len,
+        section_link=_section_link,
+        stable_number=_stable_number,
+        timedelta=timedelta,
+        xml_escape=xml_escape,
+    )
+    return environment
+
+
+def render_template(name: str, **values: Any) -> str:
+    """The template ``templates/NAME`` rendered with ``values``."""
+    return _environment().get_template(name).render(**values)
 
 
 # --- outlet templates ----------------------------------------------------------------------------
@@ -331,90 +361,18 @@ def render_ledger(ctx: PageContext) -> str:
         for i, c in enumerate(ctx.comments)
     )
     credit = f'\n      <p class="credit"><em>{esc(a.credit)}</em></p>' if a.credit else ""
-    return f"""<!DOCTYPE html>
-<html lang="{a.language}">
-<head>
-{head_meta(ctx, "|")}
-<style>body{{font-family:Georgia,serif;margin:0}} .cookie-banner{{position:fixed;bottom:0}}</style>
-<script>window.dataLayer = window.dataLayer || []; dataLayer.push({{"section": "{esc(a.section)}"}});</script>
-</head>
-<body class="ledger article-page">
-<div id="cookie-consent" class="cookie-banner" role="dialog" aria-label="Cookie consent">
-  <p>We use cookies and similar technologies to measure traffic, remember your preferences and show
-  relevant advertising. By clicking "Accept all" you agree to the storage of cookies on your device.</p>
-  <button type="button" class="accept">Accept all</button> <button type="button">Manage preferences</button>
-</div>
-<header class="site-header">
-  <div class="masthead"><a class="logo" href="{ctx.home}">{esc(outlet.name)}</a>
-    <span class="tagline">{esc(outlet.tagline)}</span>
-    <span class="today">{ctx.now:%A, %d %B %Y}</span>
-    <a class="login" href="{ctx.home}?page=login">Sign in</a>
-    <a class="subscribe" href="{ctx.home}?page=subscribe">Subscribe</a>
-  </div>
-  <nav class="main-nav" aria-label="Sections">
-    <ul>
-{nav}
-    </ul>
-  </nav>
-  <nav class="network-nav" aria-label="Network">Our network: {network}</nav>
-</header>
-<div class="breaking-ticker" aria-live="polite"><strong>Breaking</strong>
-  <ul>
-{ticker}
-  </ul>
-</div>
-<main id="content">
-  <div class="container">
-    <nav class="breadcrumbs"><a href="{ctx.home}">Home</a> › {_section_link(ctx, a.section)}</nav>
-    <article class="story">
-      <header class="story-header">
-        <span class="kicker">{esc(a.section)}</span>
-        <h1 class="headline">{esc(a.title)}</h1>
-        <p class="byline">By
-        <a rel="author" href="{ctx.home}?author={_stable_number(a.author)}">{esc(a.author)}</a>
-        · <time class="published" datetime="{iso(a.published)}">{a.published:%d %B %Y, %H:%M}</time></p>
-      </header>
-      <div class="share-tools"><a href="#">Share on X</a> <a href="#">Facebook</a>
-        <a href="#">Telegram</a> <a href="#">Email</a></div>
-      <div class="story-body">
-{body_paragraphs(a, "      ")}{credit}
-      </div>
-      <div class="tags">Topics: {_section_link(ctx, a.section)} {_section_link(ctx, "Region")}</div>
-    </article>
-    <aside class="related-stories">
-      <h2>Related stories</h2>
-      <ul>
-{related}
-      </ul>
-    </aside>
-    <div class="newsletter-signup">
-      <h3>The Ledger Briefing</h3>
-      <p>The day's essential stories from Baku and the region, in your inbox every morning at seven.</p>
-      <form action="{ctx.home}newsletter" method="post">
-        <input type="email" name="email" placeholder="Your email address">
-        <button type="submit">Sign up</button>
-      </form>
-    </div>
-    <section class="comments" id="comments">
-      <h2>Comments ({len(ctx.comments)})</h2>
-{comments}
-      <p class="comment-policy">Comments are moderated. Please keep the discussion civil.</p>
-    </section>
-  </div>
-</main>
-<footer class="site-footer">
-  <div class="footer-links"><a href="{ctx.home}?page=about">About us</a>
-  <a href="{ctx.home}?page=contact">Contact</a>
-  <a href="{ctx.home}?page=advertise">Advertise</a> <a href="{ctx.home}?page=privacy">Privacy policy</a>
-  <a href="{ctx.home}?page=imprint">Imprint</a> <a href="/{outlet.slug}/rss.xml">RSS</a></div>
-  <p class="imprint">{esc(outlet.name)} LLC · 14 Neftchilar Avenue, Baku · Editor-in-chief: Farida Aghayeva ·
-  Registered media outlet No. 0417 (demo)</p>
-  <p>© {ctx.now:%Y} {esc(outlet.name)}.
-  A fictional outlet of the claimwatch demo; all articles are invented.</p>
-</footer>
-</body>
-</html>
-"""
+    return render_template(
+        "ledger.html",
+        ctx=ctx,
+        a=a,
+        outlet=outlet,
+        nav=nav,
+        network=network,
+        ticker=ticker,
+        related=related,
+        comments=comments,
+        credit=credit,
+    )
 
 
 def render_review(ctx: PageContext) -> str:
@@ -438,86 +396,18 @@ def render_review(ctx: PageContext) -> str:
     )
     credit = f'\n        <p class="c-article__credit">{esc(a.credit)}</p>' if a.credit else ""
     minutes = max(2, len(a.body.split()) // 220)
-    return f"""<!doctype html>
-<html lang="{a.language}" class="no-js">
-<head>
-{head_meta(ctx, "—")}
-<link rel="preconnect" href="https://fonts.example.invalid">
-</head>
-<body>
-<div id="app" data-page-type="article">
-  <div class="c-consent" data-consent="pending">
-    <div class="c-consent__text">Steppe &amp; Sea Review and our partners use cookies to improve your
-    experience and to analyse how our site is used. You can change your choice at any time.</div>
-    <div class="c-consent__buttons"><button data-choice="all">I agree</button>
-      <button data-choice="none">Reject non-essential</button></div>
-  </div>
-  <div class="c-topbar">
-    <div class="c-topbar__brand"><a href="{ctx.home}">{esc(outlet.name)}</a></div>
-    <ul class="c-topbar__menu">
-{menu}
-    </ul>
-    <a class="c-topbar__subscribe" href="{ctx.home}?page=subscribe">Subscribe from $1</a>
-  </div>
-  <div class="c-live-strip"><span class="c-live-strip__label">Latest</span> {live}</div>
-  <div class="l-grid">
-    <div class="l-main">
-      <article class="c-article" itemscope itemtype="https://schema.org/NewsArticle">
-        <div class="c-article__header">
-          <a class="c-article__section" href="{ctx.home}?section={esc(a.section.lower())}">
-            {esc(a.section)}</a>
-          <h1 class="c-article__title" itemprop="headline">{esc(a.title)}</h1>
-          <div class="c-article__meta">
-          <span class="c-article__author" itemprop="author">{esc(a.author)}</span>
-          <time itemprop="datePublished" datetime="{iso(a.published)}">{a.published:%b %d, %Y}</time>
-          <span class="c-article__readtime">{minutes} min read</span></div>
-        </div>
-        <div class="c-article__content" itemprop="articleBody">
-{body_paragraphs(a, "          ")}
-        </div>
-        <div class="c-article__footer">{credit}
-          <p class="c-article__tags">Filed under {esc(a.section)}</p>
-        </div>
-      </article>
-      <div class="c-newsletter">
-        <h3 class="c-newsletter__title">The Caspian Brief</h3>
-        <p>One email every Friday: the week's essential analysis on Central Asia, the Caucasus and the
-        Caspian.</p>
-        <form class="c-newsletter__form"><input type="email" placeholder="name@example.com">
-          <button>Subscribe</button></form>
-      </div>
-      <section class="c-discussion" id="discussion">
-        <h2 class="c-discussion__title">Join the discussion ({len(ctx.comments)})</h2>
-        <ol class="c-discussion__list">
-{discussion}
-        </ol>
-      </section>
-    </div>
-    <aside class="l-sidebar">
-      <div class="c-more">
-        <h2 class="c-more__heading">More from the Review</h2>
-{more}
-      </div>
-      <div class="c-ad" aria-hidden="true">Advertisement</div>
-    </aside>
-  </div>
-  <footer class="c-footer">
-    <ul class="c-footer__links">
-      <li><a href="{ctx.home}?page=about">About</a></li>
-      <li><a href="{ctx.home}?page=team">Our team</a></li>
-      <li><a href="{ctx.home}?page=ethics">Editorial standards</a></li>
-      <li><a href="{ctx.home}?page=terms">Terms</a></li>
-      <li><a href="{ctx.home}?page=privacy">Privacy</a></li>
-      <li><a href="/{outlet.slug}/atom.xml">Atom feed</a></li>
-    </ul>
-    <p class="c-footer__legal">Steppe &amp; Sea Review is published by Steppe &amp; Sea Media Ltd, Almaty.
-    © {ctx.now:%Y}. A fictional outlet of the claimwatch demo; all articles are invented.</p>
-  </footer>
-</div>
-<script src="/{outlet.slug}/app.js" defer></script>
-</body>
-</html>
-"""
+    return render_template(
+        "review.html",
+        ctx=ctx,
+        a=a,
+        outlet=outlet,
+        menu=menu,
+        live=live,
+        more=more,
+        discussion=discussion,
+        credit=credit,
+        minutes=minutes,
+    )
 
 
 def render_vestnik(ctx: PageContext) -> str:
@@ -537,70 +427,19 @@ def render_vestnik(ctx: PageContext) -> str:
     )
     credit = f'\n        <div class="news-source"><i>{esc(a.credit)}</i></div>' if a.credit else ""
     views = 300 + _stable_number(a.slug) % 4000
-    return f"""<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
-<html lang="{a.language}">
-<head>
-<meta http-equiv="Content-Type" content="text/html; charset={ctx.charset}">
-{head_meta(ctx, "—")}
-<meta name="keywords" content="Каспий, Астрахань, новости, {esc(a.section)}">
-</head>
-<body>
-<div id="cookie-warning" class="cookie-warning">Мы используем файлы cookie. Продолжая пользоваться сайтом, вы
-соглашаетесь с <a href="{ctx.home}?page=privacy">политикой конфиденциальности</a>.
-<span class="close">Согласен</span></div>
-<table class="layout" width="100%" cellpadding="0" cellspacing="0">
-  <tr><td colspan="2" class="top">
-    <div class="logo"><a href="{ctx.home}">{esc(outlet.name)}</a>
-      <div class="slogan">{esc(outlet.tagline)}</div></div>
-    <div class="topmenu">{top}</div>
-    <div class="running-line"><b>Срочно:</b> {running}</div>
-  </td></tr>
-  <tr>
-    <td class="leftcol" valign="top" width="200">
-      <div class="rubrics"><h4>Рубрики</h4>
-      <ul>
-{rubrics}
-      </ul></div>
-      <div class="informer">Погода в Астрахани: +7 °C, ветер северо-западный<br>Курсы ЦБ: USD, EUR, AZN</div>
-    </td>
-    <td class="maincol" valign="top">
-      <div class="path"><a href="{ctx.home}">Главная</a> / {_section_link(ctx, a.section)}</div>
-      <article class="news-full">
-        <h1 class="news-title">{esc(a.title)}</h1>
-        <div class="news-info"><span class="news-date">{a.published:%d.%m.%Y %H:%M}</span>
-        <span class="news-author">Автор: {esc(a.author)}</span>
-        <span class="views">Просмотров: {views}</span></div>
-        <div class="news-text">
-{body_paragraphs(a, "        ")}
-        </div>{credit}
-      </article>
-      <div class="share">Поделиться: <a href="#">ВКонтакте</a> · <a href="#">Одноклассники</a> ·
-        <a href="#">Telegram</a></div>
-      <div class="other-news"><h3>Читайте также</h3>
-      <ul>
-{other}
-      </ul></div>
-      <div class="subscribe-box"><b>Подпишитесь на рассылку «Вестника»</b> — главные новости
-      Нижней Волги и Каспия каждое утро.
-      <form action="{ctx.home}subscribe" method="post"><input type="text" name="email">
-        <input type="submit" value="Подписаться"></form></div>
-      <div class="comments-block"><h3>Комментарии ({len(ctx.comments)})</h3>
-{comments}
-      <p class="rules">Редакция не несёт ответственности за содержание комментариев читателей.</p></div>
-    </td>
-  </tr>
-  <tr><td colspan="2" class="bottom"><div class="footer">
-    <a href="{ctx.home}?page=about">О газете</a> | <a href="{ctx.home}?page=ads">Реклама</a> |
-    <a href="{ctx.home}?page=contacts">Контакты</a> |
-    <a href="/{outlet.slug}/news-sitemap.xml">Карта сайта</a><br>
-    © 2003–{ctx.now:%Y} «{esc(outlet.name)}». Сетевое издание (демонстрационное).
-    Главный редактор: В. Н. Осипов.
-    Все материалы вымышлены и созданы для демонстрации claimwatch. 16+
-  </div></td></tr>
-</table>
-</body>
-</html>
-"""
+    return render_template(
+        "vestnik.html",
+        ctx=ctx,
+        a=a,
+        outlet=outlet,
+        top=top,
+        rubrics=rubrics,
+        running=running,
+        other=other,
+        comments=comments,
+        credit=credit,
+        views=views,
+    )
 
 
 TEMPLATES: dict[str, Callable[[PageContext], str]] = {
@@ -614,18 +453,7 @@ TEMPLATES: dict[str, Callable[[PageContext], str]] = {
 
 
 def simple_page(title: str, language: str, content: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="{language}">
-<head><meta charset="utf-8"><title>{esc(title)}</title></head>
-<body>
-<header><h1>{esc(title)}</h1></header>
-<main>
-{content}
-</main>
-<footer><p>claimwatch demo network — fictional outlets, invented articles.</p></footer>
-</body>
-</html>
-"""
+    return render_template("simple_page.html", title=title, language=language, content=content)
 
 
 def _listing(articles: Iterable[DemoArticle]) -> str:
@@ -662,82 +490,28 @@ def feed_link(article: DemoArticle, index: int, query: str) -> str:
 def render_rss(outlet: Outlet, articles: list[DemoArticle], base_url: str, now: datetime) -> str:
     items = []
     for index, a in enumerate(articles):
-        items.append(f"""    <item>
-      <title>{xml_escape(a.title)}</title>
-      <link>{xml_escape(feed_link(a, index, FEED_TRACKING))}</link>
-      <guid isPermaLink="true">{xml_escape(a.url)}</guid>
-      <pubDate>{format_datetime(a.published)}</pubDate>
-      <dc:creator>{xml_escape(a.author)}</dc:creator>
-      <category>{xml_escape(a.section)}</category>
-      <description>{xml_escape(a.lead)}</description>
-    </item>""")
+        items.append(render_template("rss_item.xml", a=a, index=index))
     newest = articles[0].published if articles else now
-    return f"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">
-  <channel>
-    <title>{xml_escape(outlet.name)}</title>
-    <link>{base_url}/{outlet.slug}/</link>
-    <description>{xml_escape(outlet.tagline)}</description>
-    <language>{outlet.language}</language>
-    <lastBuildDate>{format_datetime(newest)}</lastBuildDate>
-    <ttl>30</ttl>
-    <atom:link href="{base_url}/{outlet.slug}/rss.xml" rel="self" type="application/rss+xml"/>
-{chr(10).join(items)}
-  </channel>
-</rss>
-"""
+    return render_template("rss.xml", outlet=outlet, base_url=base_url, newest=newest, items=items)
 
 
 def render_atom(outlet: Outlet, articles: list[DemoArticle], base_url: str, now: datetime) -> str:
     host = urlsplit(base_url).hostname
     entries = []
     for index, a in enumerate(articles):
-        entries.append(f"""  <entry>
-    <id>tag:{host},{a.published:%Y-%m-%d}:{outlet.slug}/{a.slug}</id>
-    <title type="text">{xml_escape(a.title)}</title>
-    <link rel="alternate" type="text/html" href="{xml_escape(feed_link(a, index, FEED_TRACKING))}"/>
-    <published>{iso(a.published)}</published>
-    <updated>{iso(a.published + timedelta(minutes=12))}</updated>
-    <author><name>{xml_escape(a.author)}</name></author>
-    <category term="{xml_escape(a.section)}"/>
-    <summary type="text">{xml_escape(a.lead)}</summary>
-  </entry>""")
+        entries.append(render_template("atom_entry.xml", a=a, index=index, outlet=outlet, host=host))
     newest = articles[0].published + timedelta(minutes=12) if articles else now
-    return f"""<?xml version="1.0" encoding="utf-8"?>
-<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="{outlet.language}">
-  <id>tag:{host},2026:{outlet.slug}</id>
-  <title>{xml_escape(outlet.name)}</title>
-  <subtitle>{xml_escape(outlet.tagline)}</subtitle>
-  <updated>{iso(newest)}</updated>
-  <link rel="self" type="application/atom+xml" href="{base_url}/{outlet.slug}/atom.xml"/>
-  <link rel="alternate" type="text/html" href="{base_url}/{outlet.slug}/"/>
-{chr(10).join(entries)}
-</feed>
-"""
+    return render_template(
+        "atom.xml", outlet=outlet, base_url=base_url, host=host, newest=newest, entries=entries
+    )
 
 
 def render_news_sitemap(outlet: Outlet, articles: list[DemoArticle]) -> str:
     urls = []
     for index, a in enumerate(articles):
         loc = with_query(a.url, SITEMAP_TRACKING) if index == 4 else a.url
-        urls.append(f"""  <url>
-    <loc>{xml_escape(loc)}</loc>
-    <lastmod>{iso(a.published + timedelta(minutes=12))}</lastmod>
-    <news:news>
-      <news:publication>
-        <news:name>{xml_escape(outlet.name)}</news:name>
-        <news:language>{a.language}</news:language>
-      </news:publication>
-      <news:publication_date>{iso(a.published)}</news:publication_date>
-      <news:title>{xml_escape(a.title)}</news:title>
-    </news:news>
-  </url>""")
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
-        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
-{chr(10).join(urls)}
-</urlset>
-"""
+        urls.append(render_template("news_sitemap_url.xml", a=a, loc=loc, outlet=outlet))
+    return render_template("news_sitemap.xml", urls=urls)
 
 
 def render_sitemap_index(sitemaps: list[tuple[str, datetime]]) -> str:
@@ -745,20 +519,11 @@ def render_sitemap_index(sitemaps: list[tuple[str, datetime]]) -> str:
         f"  <sitemap>\n    <loc>{xml_escape(loc)}</loc>\n    <lastmod>{iso(lastmod)}</lastmod>\n  </sitemap>"
         for loc, lastmod in sitemaps
     )
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
-{entries}
-</sitemapindex>
-"""
+    return render_template("sitemap_index.xml", entries=entries)
 
 
 def render_robots(base_url: str) -> str:
-    return f"""# claimwatch demo network
-User-agent: *
-Disallow: /private/
-
-Sitemap: {base_url}/sitemap-index.xml
-"""
+    return render_template("robots.txt", base_url=base_url)
 
 
 PRIVATE_PAGE = simple_page(

@@ -50,6 +50,7 @@ from pipelines.alerts import (
     parse_address,
     parse_recipients,
 )
+from pipelines.status import DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +183,9 @@ def compute_digests(
         return [], []
     rules = recurrence_rules(settings)
     ids = [c.id for c in wanted]
-    new = new_matches(session, ids)
+    new = new_matches(session, ids, rebuttals=settings.alert_rebuttals)
     since = datetime.combine(now.date() - timedelta(days=rules.history_days - 1), datetime.min.time())
-    history = match_history(session, ids, since)
+    history = match_history(session, ids, since, rebuttals=settings.alert_rebuttals)
     new_by_claim: dict[int, list[MatchedPassage]] = {}
     for match in new:
         new_by_claim.setdefault(match.claim_id, []).append(match)
@@ -288,14 +289,16 @@ def open_smtp(settings: Settings) -> smtplib.SMTP:
     return client
 
 
-def _refused(client: smtplib.SMTP, code: int, reply: bytes, what: str) -> tuple[str, str, bool]:
+def _refused(client: smtplib.SMTP, code: int, reply: bytes, what: str) -> tuple[DeliveryStatus, str, bool]:
     with contextlib.suppress(smtplib.SMTPException, OSError):
         client.rset()
-    status = "failed" if code >= 500 else "pending"
+    status = DeliveryStatus.FAILED if code >= 500 else DeliveryStatus.PENDING
     return status, f"SMTP server refused the {what}: {code} {reply.decode(errors='replace')}", True
 
 
-def transmit(client: smtplib.SMTP, sender: str, recipient: str, message: str) -> tuple[str, str | None, bool]:
+def transmit(
+    client: smtplib.SMTP, sender: str, recipient: str, message: str
+) -> tuple[DeliveryStatus, str | None, bool]:
     """Send one message: (new status, error, connection still usable).
 
     Failures before DATA, and a server reply refusing the data, mean it was not accepted (retry, or
@@ -309,19 +312,23 @@ def transmit(client: smtplib.SMTP, sender: str, recipient: str, message: str) ->
         if code not in (250, 251):
             return _refused(client, code, reply, f"recipient {recipient}")
     except (smtplib.SMTPException, OSError) as exc:
-        return "pending", f"SMTP error before the message was sent: {exc or type(exc).__name__}", False
+        return (
+            DeliveryStatus.PENDING,
+            f"SMTP error before the message was sent: {exc or type(exc).__name__}",
+            False,
+        )
     try:
         client.data(message)
     except smtplib.SMTPResponseException as exc:
-        status = "failed" if exc.smtp_code >= 500 else "pending"
+        status = DeliveryStatus.FAILED if exc.smtp_code >= 500 else DeliveryStatus.PENDING
         return status, f"SMTP server refused the message: {exc.smtp_code} {exc.smtp_error!r}", True
     except (smtplib.SMTPException, OSError) as exc:
         return (
-            "unconfirmed",
+            DeliveryStatus.UNCONFIRMED,
             f"connection lost during the SMTP transaction: {exc or type(exc).__name__}",
             False,
         )
-    return "sent", None, True
+    return DeliveryStatus.SENT, None, True
 
 
 def send_pending(settings: Settings, sessions: sessionmaker[Session], result: AlertsResult) -> None:

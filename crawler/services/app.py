@@ -110,10 +110,10 @@ def configured_claims_file(settings: Settings) -> Path:
 
 def load_claims_into(session: Any, path: Path, claim_set: str | None = None) -> tuple[str, Any]:
     from db.queries import sync_claims
-    from pipelines.claims import load_claims
+    from pipelines.claimreview import load_claim_file
     from pipelines.encoding import text_hash
 
-    claims = load_claims(path)
+    claims = load_claim_file(path)
     name = claim_set or (claims[0].claim_set if claims else path.stem)
     result = sync_claims(session, name, claims, text_hash)
     return name, result

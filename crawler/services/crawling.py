@@ -20,6 +20,7 @@ from db.models import CrawlRun
 from db.queries import RUN_COUNTERS, finish_run, last_successful_crawl_start, start_run
 from db.session import check_connection, make_engine, make_sessionmaker, session_scope
 from db.timeutil import utcnow
+from pipelines.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class StageResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == RunStatus.SUCCEEDED
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
@@ -104,9 +105,9 @@ class CrawlHandle:
         seconds = self.seconds if self.seconds is not None else time.monotonic() - self.started
         with session_scope(self.sessions) as session:
             run = session.get(CrawlRun, self.run_id, populate_existing=True)
-            if run is not None and run.status == "running":
+            if run is not None and run.status == RunStatus.RUNNING:
                 # The child died before it could record anything (killed, crashed, interrupted).
-                status = "interrupted" if returncode == -2 else "failed"
+                status = RunStatus.INTERRUPTED if returncode == -2 else RunStatus.FAILED
                 finish_run(
                     session,
                     self.run_id,

@@ -36,6 +36,7 @@ from db.queries import (
     still_pending_ids,
     store_matches,
 )
+from db.reviews import review_match_rows
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
 from pipelines.embed import load_encoder
@@ -179,6 +180,7 @@ def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = N
     transaction; with ``keep``, only for those documents (the others were matched meanwhile)."""
     statuses = {i: s for i, s in scored.statuses.items() if keep is None or i in keep}
     rows = [row for row in scored.rows if row["document_id"] in statuses]
+    rows, statuses = review_match_rows(session, rows, statuses)  # stance; reviewed per-claim thresholds
     stored = store_matches(session, rows)
     groups: dict[tuple[str, str], list[int]] = {}
     for ident, key in statuses.items():

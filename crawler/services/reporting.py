@@ -26,6 +26,7 @@ from db.views import get_view
 logger = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 90
+MIN_AXIS_DAYS = 14  # a plot spans at least two weeks, however short the data
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ def _series(session: Session, since: date) -> list[ClaimSeries]:
     return sorted(series, key=lambda s: (-s.total, s.claim_set, s.key))
 
 
+def _unmatched(session: Session, matched: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(key, text) of the active claims without documents in the period: listed, collapsed, after the
+    trend plots instead of as empty plots."""
+    rows = view_rows(session, ViewQuery(get_view("claim_lifecycle")))
+    several_sets = len({r["claim_set"] for r in rows}) > 1
+    return [
+        (f"{r['claim_set']}/{r['claim_key']}" if several_sets else r["claim_key"], r["claim_text"])
+        for r in rows
+        if r["active"] and (r["claim_set"], r["claim_key"]) not in matched
+    ]
+
+
 def _weeks(session: Session, since: date, until: date) -> tuple[list[str], list[date], list[list[int]]]:
     """Claims (most documents first), every week from ``since`` to ``until``, documents per cell."""
     first = since - timedelta(days=since.weekday())
@@ -78,6 +91,18 @@ def _weeks(session: Session, since: date, until: date) -> tuple[list[str], list[
     claims = sorted(totals, key=lambda k: (-totals[k], k))
     matrix = [[cells.get((claim, week), 0) for week in weeks] for claim in claims]
     return claims, weeks, matrix
+
+
+def axis_span(series: list[ClaimSeries], since: date, until: date) -> tuple[date, date]:
+    """The days the plots span: from the first to the last day with a document (within the period
+    ``since``..``until``), widened backwards to MIN_AXIS_DAYS; the whole period when there is no
+    data. The period selects the data; the axis fits what it selected."""
+    days = [day for item in series for day, count in item.days.items() if count and since <= day <= until]
+    if not days:
+        return since, until
+    first, last = min(days), max(days)
+    first = max(since, min(first, last - timedelta(days=MIN_AXIS_DAYS - 1)))
+    return first, last
 
 
 # --- plots ---------------------------------------------------------------------------------------
@@ -97,6 +122,7 @@ def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
     counts = [series.days.get(day, 0) for day in days]
@@ -106,6 +132,7 @@ def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
     axes.plot(days, mean, color="#08519c", linewidth=1.8, label="7-day mean")
     axes.set_xlim(since - timedelta(days=1), until + timedelta(days=1))
     axes.set_ylim(bottom=0)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # documents are whole
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
     axes.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=2, borderaxespad=0)
@@ -114,22 +141,37 @@ def trend_plot(series: ClaimSeries, since: date, until: date) -> str:
 
 
 def heat_map(claims: list[str], weeks: list[date], matrix: list[list[int]]) -> str:
+    return _png(heat_map_figure(claims, weeks, matrix))
+
+
+def heat_map_figure(claims: list[str], weeks: list[date], matrix: list[list[int]]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.ticker import MaxNLocator
 
     height = max(2.2, 0.28 * len(claims) + 1.2)
     figure, axes = plt.subplots(figsize=(11, height))
-    image = axes.imshow(matrix, aspect="auto", cmap="YlOrRd", interpolation="nearest")
+    top = max(1, max((max(row) for row in matrix if row), default=1))
+    cmap = plt.get_cmap("YlOrRd")
+    # document counts are whole: up to 12, one colour per count; above, integer ticks on a scale
+    norm = BoundaryNorm([n - 0.5 for n in range(top + 2)], cmap.N) if top <= 12 else None
+    image = axes.imshow(matrix, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
     axes.set_yticks(range(len(claims)), claims, fontsize=8)
     step = max(1, -(-len(weeks) // 16))
     labels = [f"{w:%Y-%m-%d}" for w in weeks][::step]
     axes.set_xticks(range(0, len(weeks), step), labels, fontsize=8, rotation=45, ha="right")
     axes.set_xlabel("week starting (Monday, UTC)", fontsize=9)
-    colorbar = figure.colorbar(image, ax=axes, pad=0.01)
+    if top <= 12:
+        colorbar = figure.colorbar(image, ax=axes, pad=0.01, ticks=range(top + 1))
+    else:
+        colorbar = figure.colorbar(image, ax=axes, pad=0.01)
+        colorbar.locator = MaxNLocator(integer=True)
+        colorbar.update_ticks()
     colorbar.set_label("documents", fontsize=9)
-    return _png(figure)
+    return figure
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -176,7 +218,9 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
     until = max(now.date(), latest_day or now.date())
     since = options.since or ((latest_day or now.date()) - timedelta(days=DEFAULT_DAYS))
     series = _series(session, since)
-    claims, weeks, matrix = _weeks(session, since, until)
+    first, last = axis_span(series, since, until)
+    claims, weeks, matrix = _weeks(session, first, last)
+    unmatched = _unmatched(session, {(s.claim_set, s.key) for s in series})
     outlets = top_outlets(session, since, options.outlets)
     latest = latest_matches(session, since, options.latest)
     parts = [
@@ -188,7 +232,9 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
         "<h1>claimwatch report</h1>",
         f'<p class="lead">Documents matching each claim from {since:%Y-%m-%d} to {until:%Y-%m-%d} '
         f"(UTC; publication date, else fetch date; syndicated copies counted once). Generated "
-        f"{now:%Y-%m-%d %H:%M} UTC.</p>",
+        f"{now:%Y-%m-%d %H:%M} UTC."
+        + (f" Plots span {first:%Y-%m-%d} to {last:%Y-%m-%d}, the days with data." if series else "")
+        + "</p>",
     ]
     if not series:
         parts.append("<p><b>No matches in this period.</b> Run <code>claimwatch run</code> first.</p>")
@@ -205,11 +251,18 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
                 f'<figure class="trend"><figcaption><b>{_e(item.key)}</b> · '
                 f"{_plural(item.total, 'document')} — {_e(item.text)}</figcaption>"
                 f'<img alt="documents per day matching {_e(item.key)}" '
-                f'src="data:image/png;base64,{trend_plot(item, since, until)}"></figure>'
+                f'src="data:image/png;base64,{trend_plot(item, first, last)}"></figure>'
             )
         parts.append("</div>")
         if len(series) > options.max_claims:
             parts.append(f"<p>{len(series) - options.max_claims} claims with fewer documents not shown.</p>")
+    if unmatched:
+        parts += [
+            f'<details id="unmatched"><summary>{_plural(len(unmatched), "claim")} without documents in '
+            "this period</summary><ul>",
+            *(f"<li><b>{_e(key)}</b> — {_e(text)}</li>" for key, text in unmatched),
+            "</ul></details>",
+        ]
     parts += [
         "<h2>Top outlets</h2>",
         "<table><tr><th>outlet</th><th>documents</th><th>claims</th><th>matches</th>"

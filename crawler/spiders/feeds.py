@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import calendar
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import feedparser
@@ -15,26 +14,13 @@ from scrapy.http import Response
 
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
+from pipelines.sourcecheck import feed_entry_time
+from pipelines.xml_prolog import without_internal_dtd
 
 logger = logging.getLogger(__name__)
 
-# An internal DTD subset may declare entities that expand exponentially ("billion laughs"). feedparser
-# only strips declarations at the start of a line, and expat expands up to its amplification limit
-# (megabytes, seconds of CPU in the reactor thread): feeds have no use for them.
-_DTD_SUBSET_START = re.compile(rb"<!DOCTYPE[^\[>]{0,1000}\[")
-_DTD_SUBSET_END = re.compile(rb"\]\s*>")
-_PROLOG_BYTES = 4096
 _ENTRY_START = re.compile(rb"<(?:[A-Za-z][\w.-]*:)?(?:item|entry)[\s>/]")
 _ENTRY_END = re.compile(rb"</(?:[A-Za-z][\w.-]*:)?(?:item|entry)\s*>")
-
-
-def without_internal_dtd(body: bytes) -> tuple[bytes, bool]:
-    """The feed without an internal DTD subset (looked for in the prolog), and whether it had one."""
-    start = _DTD_SUBSET_START.search(body, 0, _PROLOG_BYTES)
-    end = _DTD_SUBSET_END.search(body, start.end()) if start else None
-    if start is None or end is None:
-        return body, False
-    return body[: start.start()] + body[end.end() :], True
 
 
 def first_entries(body: bytes, limit: int) -> tuple[bytes, int]:
@@ -51,13 +37,7 @@ def first_entries(body: bytes, limit: int) -> tuple[bytes, int]:
 
 
 def entry_published(entry: Any) -> datetime | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    if not parsed:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    except (OverflowError, ValueError):
-        return None
+    return feed_entry_time(entry)
 
 
 class FeedSpider(ArticleSpider):
@@ -96,7 +76,7 @@ class FeedSpider(ArticleSpider):
                 source["key"], "304 not modified", True, source.get("etag"), source.get("last_modified")
             )
             return
-        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES", 1000)
+        limit = self.settings.getint("CLAIMWATCH_MAX_SOURCE_ENTRIES")
         body, had_dtd = without_internal_dtd(response.body)
         body, total = first_entries(body, limit)
         parsed = feedparser.parse(body, response_headers={"content-location": response.url})

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import scrapy
 from scrapy.crawler import Crawler
@@ -15,6 +14,7 @@ from scrapy.http import Response
 
 from crawler.items import SourceStateItem
 from crawler.spiders.base import ArticleSpider
+from pipelines.sourcecheck import gdelt_query_url, parse_seendate
 
 logger = logging.getLogger(__name__)
 
@@ -30,31 +30,6 @@ GDELT_LANGUAGES = {
     "french": "fr",
     "spanish": "es",
 }
-GDELT_MAX_WINDOW = timedelta(days=90)
-
-
-def parse_seendate(value: str | None) -> datetime | None:
-    """GDELT's ``seendate`` looks like ``20251124T063000Z``."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def gdelt_query_url(api_url: str, query: str, since: datetime | None, max_records: int, now: datetime) -> str:
-    params = {
-        "query": query,
-        "mode": "artlist",
-        "format": "json",
-        "sort": "datedesc",
-        "maxrecords": str(max(1, min(max_records, 250))),
-    }
-    start = max(since or now - timedelta(days=7), now - GDELT_MAX_WINDOW)
-    params["startdatetime"] = start.strftime("%Y%m%d%H%M%S")
-    params["enddatetime"] = now.strftime("%Y%m%d%H%M%S")
-    return f"{api_url}?{urlencode(params)}"
 
 
 class GdeltSpider(ArticleSpider):
@@ -68,8 +43,8 @@ class GdeltSpider(ArticleSpider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> GdeltSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.api_url = crawler.settings.get("CLAIMWATCH_GDELT_API_URL")
-        spider.download_delay = crawler.settings.getfloat("CLAIMWATCH_GDELT_DELAY", 5.0)
-        spider.max_records = crawler.settings.getint("CLAIMWATCH_GDELT_MAX_RECORDS", 250)
+        spider.download_delay = crawler.settings.getfloat("CLAIMWATCH_GDELT_DELAY")
+        spider.max_records = crawler.settings.getint("CLAIMWATCH_GDELT_MAX_RECORDS")
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
