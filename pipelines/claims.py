@@ -9,6 +9,15 @@ Two formats, chosen by content rather than file name:
 Besides ``id`` and ``text``, a claim may carry ``paragraph`` (where it comes from in its source) and
 ``claim_set``; every other field is kept in ``extra``. Ids are strings (numbers are converted) and must
 be unique within a file.
+
+Fields the matcher reads (pipelines/matcher.py), all optional:
+
+* ``language``: the language of ``text`` (ISO 639-1; default ``en``);
+* ``translations``: ``{language: text}``, the claim in other languages (e.g. ``ru``, ``uk``, ``az``,
+  ``tr``, ``hy``, ``ka``): a passage is compared with the claim in its own language first;
+* ``examples`` / ``counter_examples``: lists of passages (any language) that restate the claim, and
+  that share its topic without asserting it (partial, contradicting, topic only): the verifier
+  compares a passage with both.
 """
 
 from __future__ import annotations
@@ -63,7 +72,49 @@ def parse_claim(record: Any, where: str, default_set: str) -> Claim:
     if not isinstance(claim_set, str) or not claim_set.strip():
         raise ClaimsFileError(f"{where}: claim {ident!r}: `claim_set` must be a non-empty string")
     extra = {key: value for key, value in record.items() if key not in RESERVED_FIELDS}
+    check_matcher_fields(extra, f"{where}: claim {ident!r}")
     return Claim(str(ident).strip(), text, paragraph, claim_set.strip(), extra)
+
+
+def check_matcher_fields(extra: dict[str, Any], where: str) -> None:
+    """``translations`` must map language codes to texts; ``examples`` / ``counter_examples`` must be
+    lists of texts."""
+    translations = extra.get("translations")
+    valid = isinstance(translations, dict) and all(
+        isinstance(code, str) and isinstance(value, str) and value.strip()
+        for code, value in translations.items()
+    )
+    if translations is not None and not valid:
+        raise ClaimsFileError(f"{where}: `translations` must map language codes to texts")
+    for name in ("examples", "counter_examples"):
+        value = extra.get(name)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value)
+        ):
+            raise ClaimsFileError(f"{where}: `{name}` must be a list of texts")
+
+
+def claim_language(claim: Claim) -> str:
+    """The language of a claim's ``text`` (default English)."""
+    value = claim.extra.get("language")
+    return value.strip().lower() if isinstance(value, str) and value.strip() else "en"
+
+
+def claim_translations(claim: Claim) -> dict[str, str]:
+    """The claim's texts by language: its translations and its own text."""
+    found = {
+        str(code).strip().lower(): " ".join(str(value).split())
+        for code, value in (claim.extra.get("translations") or {}).items()
+        if isinstance(value, str) and value.strip()
+    }
+    found[claim_language(claim)] = claim.text
+    return found
+
+
+def claim_examples(claim: Claim, name: str = "examples") -> list[str]:
+    """The claim's ``examples`` (or ``counter_examples``), whitespace-normalised."""
+    value = claim.extra.get(name) or []
+    return [" ".join(item.split()) for item in value if isinstance(item, str) and item.strip()]
 
 
 def read_text(path: Path) -> str:

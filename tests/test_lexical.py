@@ -166,3 +166,20 @@ def test_shipped_fusion_and_thresholds_agree() -> None:
         assert entry["fitted_on"] and all("test" not in name.split()[-1] for name in entry["fitted_on"])
         assert thresholds[model]["fusion"] == fusion.as_dict()
     assert default_fusion("some/other-model") == Fusion()
+
+
+def test_stemmed_bm25_meets_inflected_forms() -> None:
+    """With a language, claim and passage tokens are stemmed: inflections of one word meet."""
+    claims = ["Россия давит на азербайджанскую диаспору", "Турция призывает тюркские государства"]
+    index = LexicalIndex.build(claims, language="ru")
+    queries = index.query_matrix(["Давление на азербайджанских диаспор России"])
+    scores = index.scores(queries)[0]
+    assert scores[0] > 0 and scores[1] == 0
+    plain = LexicalIndex.build(claims)
+    assert plain.scores(plain.query_matrix(["азербайджанских диаспор"]))[0][0] == 0  # no stem, no hit
+    assert tokenize("Rusya'nın baskısı", "tr")[0] == "rusya"
+    assert tokenize("Ադրբեջանի", "hy") == [tokenize("Ադրբեջանը", "hy")[0]]
+    # languages Snowball lacks: the first letters
+    assert tokenize("азербайджанської", "uk") == tokenize("азербайджанська", "uk")
+    assert tokenize("აზერბაიჯანის", "ka") == tokenize("აზერბაიჯანს", "ka")
+    assert tokenize("Deliberately", None) == ["deliberately"]

@@ -13,6 +13,11 @@ from pipelines.relevance import assess_relevance
         "Rusya ile Azerbaycan arasındaki gerilim tırmanıyor.",
         "Відносини між Росією та Азербайджаном погіршилися.",
         "Putin called Aliyev after the AZAL crash.",
+        # Armenian and Georgian, inflected
+        "Ռուսաստանի և Ադրբեջանի հարաբերությունները վատթարացել են։",
+        "Կրեմլը Բաքվում արտահայտված մեղադրանքները մերժեց, իսկ Ալիևը պատասխանեց։",
+        "რუსეთსა და აზერბაიჯანს შორის ურთიერთობები გაუარესდა.",
+        "კრემლმა ბაქოს ბრალდებები უარყო, ალიევმა კი უპასუხა.",
     ],
 )
 def test_relevant_in_several_languages(text: str) -> None:
@@ -33,6 +38,9 @@ def test_title_counts() -> None:
         ("Lisbon tram drivers strike for a second day.", "names neither Russia nor Azerbaijan"),
         ("Moscow hosts a chess festival.", "names Russia but not Azerbaijan"),
         ("Baku opens a new metro station.", "names Azerbaijan but not Russia"),
+        ("Երևանում նոր մետրոյի կայարան է բացվել։", "names neither Russia nor Azerbaijan"),
+        ("მოსკოვში ჭადრაკის ფესტივალი გაიმართა.", "names Russia but not Azerbaijan"),
+        ("Բաքվում նոր մետրոյի կայարան է բացվել։", "names Azerbaijan but not Russia"),
     ],
 )
 def test_irrelevant_with_reason(text: str, reason: str) -> None:

@@ -171,6 +171,59 @@ def fit_fusion_command(
         typer.echo(f"written to {FUSION_FILE}")
 
 
+@eval_app.command("fit-verifier")
+def fit_verifier_command(
+    train: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--train",
+            help="Labelled passages to train on (JSONL; repeat the option; default: seed_dev.jsonl). "
+            "Never a test split.",
+        ),
+    ] = None,
+    claims: Annotated[
+        Path | None,
+        typer.Option("--claims", help="Claims file the labels refer to (default: the shipped seed claims)."),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write/--no-write", help="Store the verifier in pipelines/verifier.json.")
+    ] = False,
+) -> None:
+    """Train the matcher's verifier (logistic regression over first-stage features, fixed seed) on
+    labelled passages; thresholds per language from 5-fold cross-validation.
+
+    --write stores it in pipelines/verifier.json, read by `score`, `match` and `eval labels`."""
+
+    settings = state.settings()
+    with clean_errors():
+        from crawler.services.evaluation import LABELLED_DIR
+        from crawler.services.verification import fit_verifier, write_verifier
+        from pipelines.claims import ClaimsFileError, default_claims_path, load_claims
+
+        claim_list = load_claims(claims or default_claims_path())
+        paths = list(train or [LABELLED_DIR / "seed_dev.jsonl"])
+        for path in paths:
+            if not path.is_file():
+                raise ClaimsFileError(f"{path}: no such file")
+        result = fit_verifier(
+            settings, claim_list, paths, _cache(settings), progress=lambda m: typer.echo(m, err=True)
+        )
+        if write:
+            write_verifier(result)
+    verifier = result.verifier
+    typer.echo(f"verifier {verifier.version}: {result.passages} passages, {result.rows} candidate rows")
+    typer.echo(f"threshold {verifier.threshold:.2f}; per language: {verifier.language_thresholds or 'none'}")
+    for name, score in result.cross_validated.items():
+        typer.echo(
+            f"  5-fold {name}: threshold {score['threshold']:.2f} P {score['precision']:.3f} "
+            f"R {score['recall']:.3f} F1 {score['f1']:.3f}"
+        )
+    if write:
+        from pipelines.verifier import VERIFIER_FILE
+
+        typer.echo(f"written to {VERIFIER_FILE}")
+
+
 @eval_app.command("labels")
 def labels(
     path: Annotated[
@@ -184,36 +237,45 @@ def labels(
     ],
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="Match threshold (default: the model's calibrated threshold)."),
+        typer.Option(
+            "--threshold", help="Match threshold (default: the calibrated threshold of each text's language)."
+        ),
     ] = None,
     model: ModelOption = None,
+    verifier: Annotated[
+        bool,
+        typer.Option("--verifier/--no-verifier", help="Re-score candidates with the verifier (default)."),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Precision, recall and F1 per language of the best match of labelled texts, and a threshold sweep.
 
-    Texts are split into passages and matched as by `claimwatch score`; a prediction is the best claim
-    at or above the threshold, correct when it is the text's label."""
+    Texts are matched exactly as by `claimwatch score` (language routes, verifier); a prediction is the
+    best claim at or above the threshold, correct when it is the text's label."""
 
     settings = state.settings()
     with clean_errors():
         from crawler.services.evaluation import evaluate_labels, read_labels
+        from crawler.services.matching import build_matcher
         from pipelines.claims import load_claims
-        from pipelines.match import ClaimIndex, default_threshold
 
         claim_list = load_claims(claims)
         items = read_labels(path, {claim.id for claim in claim_list})
-        encoder = _encoder(settings, model)
-        cutoff = default_threshold(model or settings.model) if threshold is None else threshold
-        index = ClaimIndex.build(encoder, claim_list, cache=_cache(settings))
-        report = evaluate_labels(encoder, index, items, cutoff)
+        languages = [None if item.language == "und" else item.language for item in items]
+        matcher = build_matcher(
+            settings, claim_list, _cache(settings), model=model, languages=languages, verifier=verifier,
+            threshold=-1.0,
+        )  # fmt: skip
+        report = evaluate_labels(matcher, items, threshold)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
-    source = "given" if threshold is not None else "calibrated default"
-    typer.echo(f"model {report.model}, threshold {report.threshold:.3f} ({source})")
+    source = "given" if threshold is not None else "calibrated per language"
+    shown = f"{threshold:.3f}" if threshold is not None else "of each text's language"
+    typer.echo(f"model {report.model}, threshold {shown} ({source}), verifier {report.verifier or 'none'}")
     typer.echo(f"{'language':<10}{'texts':>7}{'labelled':>10}{'predicted':>11}{'P':>8}{'R':>8}{'F1':>8}")
     for name, score in report.languages.items():
-        note = "" if report.is_covered(name) else "  (not a language of the model)"
+        note = "" if report.is_covered(name) else "  (no route covers this language)"
         typer.echo(
             f"{name:<10}{report.items[name]:>7}{score.positives:>10}{score.predicted:>11}"
             f"{score.precision:>8.3f}{score.recall:>8.3f}{score.f1:>8.3f}{note}"

@@ -17,8 +17,10 @@ from crawler.cli.context import clean_errors, state
 logger = logging.getLogger(__name__)
 
 
-def read_jsonl_inputs(path: Path) -> list[tuple[Any, str]]:
+def read_jsonl_inputs(path: Path) -> list[tuple[Any, str, str | None]]:
+    """(id, text, lang or None) of each input line; ``lang`` overrides language detection."""
     from pipelines.claims import ClaimsFileError, iter_jsonl
+    from pipelines.language import normalise_language
 
     inputs = []
     stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
@@ -26,7 +28,10 @@ def read_jsonl_inputs(path: Path) -> list[tuple[Any, str]]:
         for number, record in iter_jsonl(stream, path):
             if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("text"), str):
                 raise ClaimsFileError(f'{path}:{number}: expected {{"id": ..., "text": "..."}}')
-            inputs.append((record["id"], record["text"]))
+            lang = record.get("lang")
+            if lang is not None and (not isinstance(lang, str) or normalise_language(lang) is None):
+                raise ClaimsFileError(f"{path}:{number}: `lang` must be a language code such as 'ru'")
+            inputs.append((record["id"], record["text"], normalise_language(lang) if lang else None))
     return inputs
 
 
@@ -37,46 +42,77 @@ def score(
             "--claims", help="Claims file (YAML `claims:` list, JSONL, or fact-checkers' ClaimReview JSON)."
         ),
     ],
-    input: Annotated[Path, typer.Option("--input", help='JSONL of {"id", "text"} (- for stdin).')],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input", help='JSONL of {"id", "text", "lang"?} (- for stdin); lang overrides detection.'
+        ),
+    ],
     top_k: Annotated[int, typer.Option("--top-k", help="At most K matches per input.", min=1)] = 10,
     threshold: Annotated[
         float | None,
         typer.Option(
             "--threshold",
-            help="Lowest match score kept. The score is the fused one: the passage-claim cosine combined "
-            "with the claim-context cosine and BM25 coverage by the model's fitted weights (plain cosine "
-            "for a model without fitted weights; pipelines/fusion.json). Default: the threshold "
-            "calibrated on that score for the model (pipelines/thresholds.json); -1 returns all.",
+            help="Lowest match score kept. The score is the verifier's probability that the passage "
+            "restates the claim (with --no-verifier: the fused first-stage score, the passage-claim cosine "
+            "combined with the claim-context cosine and BM25 by the model's fitted weights; "
+            "pipelines/fusion.json). Default: the threshold calibrated for the input's language "
+            "(pipelines/verifier.json; without the verifier pipelines/thresholds.json); -1 returns every "
+            "candidate.",
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="sentence-transformers model (default: settings).")
+        str | None, typer.Option("--model", help="Main (English) encoder (default: settings).")
     ] = None,
+    verifier: Annotated[
+        bool,
+        typer.Option(
+            "--verifier/--no-verifier",
+            help="Re-score the first stage's candidates with the verifier (default) or not.",
+        ),
+    ] = True,
     batch_inputs: Annotated[
         int, typer.Option("--batch-inputs", help="Inputs matched per batch.", min=1)
     ] = 256,
 ) -> None:
-    """Match arbitrary texts against a claims file offline; JSONL results on stdout, in input order."""
-    from crawler.services.matching import load_configured_encoder
+    """Match arbitrary texts against a claims file offline with the crawl's matcher (language routes,
+    per-language thresholds, verifier); JSONL results on stdout, in input order."""
+    from crawler.services.matching import build_matcher
     from pipelines.claimreview import load_claim_file
     from pipelines.embed import FileEmbeddingCache
-    from pipelines.match import ClaimIndex, default_threshold, match_texts
+    from pipelines.matcher import guess_language
 
     settings = state.settings()
     with clean_errors():
         claim_list = load_claim_file(claims)
         inputs = read_jsonl_inputs(input)
-        model_name = model or settings.model
-        # embedding thousands of new claims takes minutes: show progress
-        encoder = load_configured_encoder(settings, model_name, show_progress=sys.stderr.isatty())
+        languages = [lang or guess_language(text) for _, text, lang in inputs]
         cache = FileEmbeddingCache(Path(settings.cache_dir)) if settings.cache_dir else FileEmbeddingCache()
-        index = ClaimIndex.build(encoder, claim_list, cache=cache)
-        cutoff = default_threshold(model_name) if threshold is None else threshold
+        # embedding thousands of new claims takes minutes: show progress
+        matcher = build_matcher(
+            settings,
+            claim_list,
+            cache,
+            model=model,
+            languages=languages,
+            verifier=verifier,
+            threshold=threshold,
+            show_progress=sys.stderr.isatty(),
+        )
+        matcher.passage_cache = cache  # inputs scored again (evaluations) reuse their vectors
         for start in range(0, len(inputs), batch_inputs):
             chunk = inputs[start : start + batch_inputs]
-            results = match_texts(encoder, index, [text for _, text in chunk], threshold=cutoff, top_k=top_k)
-            for (ident, _), matches in zip(chunk, results, strict=True):
-                payload = {"id": ident, "matches": [dataclasses.asdict(m) for m in matches]}
+            results = matcher.match(
+                [text for _, text, _ in chunk], languages[start : start + batch_inputs], top_k=top_k
+            )
+            for (ident, _, _), result in zip(chunk, results, strict=True):
+                payload = {
+                    "id": ident,
+                    "language": result.language,
+                    "model": result.model,
+                    "threshold": result.threshold,
+                    "matches": [dataclasses.asdict(m) for m in result.matches],
+                }
                 sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
             sys.stdout.flush()
 

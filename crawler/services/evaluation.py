@@ -49,6 +49,7 @@ from pipelines.match import (
     match_texts,
     text_passages,
 )
+from pipelines.matcher import ClaimMatcher, guess_language
 from pipelines.retrieval_metrics import mean_average_precision, mean_reciprocal_rank
 
 logger = logging.getLogger(__name__)
@@ -399,17 +400,19 @@ def read_labels(path: Path, claim_ids: set[str]) -> list[LabelledText]:
 @dataclass
 class LabelsReport:
     model: str
-    threshold: float
+    threshold: float | None  # None: each text's calibrated threshold (per language)
     languages: dict[str, ThresholdScore]  # "all" first, then each language
     items: dict[str, int]
     covered: frozenset[str] | None
     sweep: list[ThresholdScore] = field(default_factory=list)
     sweep_languages: list[str] | None = None  # None: all texts
+    verifier: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "threshold": self.threshold,
+            "verifier": self.verifier,
             "languages": {
                 name: {**asdict(score), "items": self.items[name], "covered": self.is_covered(name)}
                 for name, score in self.languages.items()
@@ -422,44 +425,81 @@ class LabelsReport:
         return self.covered is None or language == "all" or language in self.covered
 
 
-def best_claims_of(encoder: Encoder, index: ClaimIndex, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Best claim and score of each text with the production matcher (passages, best one per claim)."""
+def best_claims_of(
+    matcher: ClaimMatcher, texts: Sequence[str], languages: Sequence[str | None]
+) -> tuple[list[str], np.ndarray, np.ndarray, list[str | None]]:
+    """Best claim, its score, the text's calibrated threshold and the model of each text, matched by
+    the production matcher (``matcher`` must keep every candidate: threshold -1)."""
     claims: list[str] = []
     scores: list[float] = []
+    cutoffs: list[float] = []
+    models: list[str | None] = []
     for start in range(0, len(texts), MATCH_BATCH):
-        for matches in match_texts(encoder, index, texts[start : start + MATCH_BATCH], threshold=-1, top_k=1):
+        batch = slice(start, start + MATCH_BATCH)
+        for result, language in zip(
+            matcher.match(texts[batch], languages[batch], top_k=1), languages[batch], strict=True
+        ):
+            matches = result.matches
             claims.append(matches[0].claim_id if matches else "")
             scores.append(matches[0].score if matches else -2.0)
-    return claims, np.array(scores, dtype=np.float64)
+            route = matcher.route_for(language)
+            cutoffs.append(matcher.threshold_for(route, language, override=False) if route else np.inf)
+            models.append(result.model)
+    return claims, np.array(scores), np.array(cutoffs), models
+
+
+def score_at(
+    claims: Sequence[str], scores: np.ndarray, gold: Sequence[str | None], cutoffs: np.ndarray
+) -> ThresholdScore:
+    """Precision, recall and F1 with a threshold per text (reported threshold: their median)."""
+    predicted = scores >= cutoffs
+    correct = np.array([claim == truth for claim, truth in zip(claims, gold, strict=True)], dtype=bool)
+    true_positives = int(np.sum(predicted & correct))
+    predictions = int(np.sum(predicted))
+    positives = sum(1 for truth in gold if truth is not None)
+    precision = true_positives / predictions if predictions else 1.0
+    recall = true_positives / positives if positives else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    finite = cutoffs[np.isfinite(cutoffs)]
+    middle = float(np.median(finite)) if finite.size else 0.0
+    return ThresholdScore(round(middle, 3), precision, recall, f1, predictions, positives)
 
 
 def evaluate_labels(
-    encoder: Encoder, index: ClaimIndex, items: Sequence[LabelledText], threshold: float
+    matcher: ClaimMatcher, items: Sequence[LabelledText], threshold: float | None
 ) -> LabelsReport:
-    claims, scores = best_claims_of(encoder, index, [item.text for item in items])
+    """Precision/recall/F1 of the best match of each labelled text, per language, at ``threshold``
+    (None: each text's calibrated per-language threshold), and a sweep of one threshold for all.
+    ``matcher`` must keep every candidate (threshold -1)."""
+    languages = [None if item.language == UNKNOWN_LANGUAGE else item.language for item in items]
+    languages = [
+        language or guess_language(item.text) for language, item in zip(languages, items, strict=True)
+    ]
+    claims, scores, cutoffs, models = best_claims_of(matcher, [item.text for item in items], languages)
+    if threshold is not None:
+        cutoffs = np.where(np.isfinite(cutoffs), threshold, np.inf)
     gold = [item.label for item in items]
     groups: dict[str, list[int]] = {"all": list(range(len(items)))}
     for number, item in enumerate(items):
         groups.setdefault(item.language, []).append(number)
-    by_language = {}
-    for name, rows in groups.items():
-        by_language[name] = score_threshold(
-            [claims[r] for r in rows], scores[rows], [gold[r] for r in rows], threshold
-        )
-    # the sweep only counts texts the model can score, when it declares its languages and has some
-    covered = encoder.languages
-    swept = [r for r in groups["all"] if covered is None or items[r].language in covered] or groups["all"]
-    sweep_languages = None if len(swept) == len(items) else sorted(covered or ())
+    by_language = {
+        name: score_at([claims[r] for r in rows], scores[rows], [gold[r] for r in rows], cutoffs[rows])
+        for name, rows in groups.items()
+    }
+    swept = [r for r in groups["all"] if models[r] is not None] or groups["all"]
+    low, high, step = (0.05, 0.95, 0.05) if matcher.verifier is not None else (0.3, 0.9, 0.05)
+    covered = frozenset(
+        language for n, language in enumerate(languages) if models[n] is not None and language
+    )
     return LabelsReport(
-        model=encoder.model_name,
+        model=", ".join(dict.fromkeys(m for m in models if m)) or matcher.routes[0].encoder.model_name,
         threshold=threshold,
         languages=by_language,
         items={name: len(rows) for name, rows in groups.items()},
-        covered=covered,
-        sweep=sweep(
-            [claims[r] for r in swept], scores[swept], [gold[r] for r in swept], low=0.3, high=0.9, step=0.05
-        ),
-        sweep_languages=sweep_languages,
+        covered=None if len(swept) == len(items) else covered,
+        sweep=sweep([claims[r] for r in swept], scores[swept], [gold[r] for r in swept], low, high, step),
+        sweep_languages=None if len(swept) == len(items) else sorted(covered),
+        verifier=matcher.verifier_version,
     )
 
 

@@ -40,8 +40,10 @@ from db.reviews import review_match_rows
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
 from pipelines.embed import load_encoder
-from pipelines.encoding import Encoder, ModelLoadError
-from pipelines.match import ClaimIndex, PassageMatch, default_threshold, match_texts
+from pipelines.encoding import EmbeddingCache, Encoder, ModelLoadError
+from pipelines.match import default_threshold
+from pipelines.matcher import NO_VERIFIER, ClaimMatcher
+from pipelines.matcher import covers_language as covers_language
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +69,6 @@ class CountingEncoder:
         return vectors
 
 
-def covers_language(encoder: Encoder, language: str | None) -> bool:
-    if encoder.languages is None:
-        return True
-    return language is not None and language.split("-")[0].lower() in encoder.languages
-
-
 def load_configured_encoder(
     settings: Settings, model: str | None = None, show_progress: bool = False
 ) -> Encoder:
@@ -89,32 +85,47 @@ def load_configured_encoder(
     )
 
 
-@dataclass
-class Route:
-    """One encoder with its claim index and threshold; documents go to the first route covering
-    their language. The threshold is the setting when one is set, else the model's calibrated one
-    for the document's language (similarity scales differ by language)."""
+def build_matcher(
+    settings: Settings,
+    claims: Sequence[ClaimSpec],
+    cache: EmbeddingCache | None,
+    model: str | None = None,
+    languages: Sequence[str | None] = (),
+    verifier: bool = True,
+    threshold: float | None = None,
+    show_progress: bool = False,
+    main: Encoder | None = None,
+    multilingual: Encoder | None = None,
+) -> ClaimMatcher:
+    """The matcher of ``claimwatch score`` and the match stage: the main encoder's route, the
+    multilingual route when one of ``languages`` needs it, the verifier (unless ``verifier`` is
+    false) and the threshold override (``threshold``, else the setting)."""
+    matcher = ClaimMatcher(
+        claims,
+        verifier=NO_VERIFIER if verifier else None,
+        threshold=threshold if threshold is not None else settings.match_threshold,
+    )
+    matcher.add_route(main or load_configured_encoder(settings, model, show_progress=show_progress), cache)
+    add_multilingual_route(settings, matcher, languages, cache, multilingual)
+    return matcher
 
-    encoder: CountingEncoder
-    index: ClaimIndex
-    threshold: float
-    override: float | None = None
 
-    def threshold_for(self, language: str | None) -> float:
-        if self.override is not None:
-            return self.override
-        return default_threshold(self.encoder.model_name, (language or "").split("-")[0] or None)
-
-    def components_of(self, match: PassageMatch) -> dict[str, Any] | None:
-        """What a stored match records of its score: the parts and the fusion weights (None for
-        plain cosine)."""
-        if self.index.fusion.is_cosine:
-            return None
-        return {**match.components, "weights": self.index.fusion.as_dict()}
-
-
-def route_for(routes: Sequence[Route], language: str | None) -> Route | None:
-    return next((r for r in routes if covers_language(r.encoder, language)), None)
+def add_multilingual_route(
+    settings: Settings,
+    matcher: ClaimMatcher,
+    languages: Sequence[str | None],
+    cache: EmbeddingCache | None,
+    encoder: Encoder | None = None,
+) -> bool:
+    """Add the multilingual route (once) when a text's language is not covered yet; whether added."""
+    if len(matcher.routes) != 1 or matcher.covers(languages):
+        return False
+    main = matcher.routes[0].encoder
+    other = encoder or load_multilingual(settings, main)
+    if other is None:
+        return False
+    matcher.add_route(other if isinstance(other, CountingEncoder) else CountingEncoder(other), cache)
+    return True
 
 
 @dataclass
@@ -126,45 +137,42 @@ class ScoredBatch:
     passages: int
 
 
-def score_batch(
-    documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
-) -> ScoredBatch:
-    """Encode and match a batch (no database access): each document goes through the first route
-    covering its language; documents no route covers are 'not_scored'."""
+def score_batch(documents: Sequence[Document], matcher: ClaimMatcher, top_k: int, run_id: int) -> ScoredBatch:
+    """Encode and match a batch (no database access) with the matcher ``claimwatch score`` uses:
+    each document goes through the route covering its language; documents no route covers are
+    'not_scored'."""
     rows: list[dict[str, Any]] = []
     statuses: dict[int, tuple[str, str]] = {}
-    routed = {d.id: route_for(routes, d.language) if d.text else None for d in documents}
-    before = sum(r.encoder.encoded for r in routes)
-    for route in routes:
-        by_threshold: dict[float, list[Document]] = {}
-        for document in documents:
-            if routed[document.id] is route:
-                by_threshold.setdefault(route.threshold_for(document.language), []).append(document)
-        for threshold, mine in by_threshold.items():
-            texts = [d.text or "" for d in mine]
-            results = match_texts(route.encoder, route.index, texts, threshold=threshold, top_k=top_k)
-            for document, matches in zip(mine, results, strict=True):
-                statuses[document.id] = ("matched" if matches else "no_match", route.encoder.model_name)
-                rows.extend(
-                    {
-                        "document_id": document.id,
-                        "claim_id": int(match.claim_id),
-                        "passage": match.passage,
-                        "passage_start": match.start,
-                        "passage_end": match.end,
-                        "score": match.score,
-                        "score_components": route.components_of(match),
-                        "threshold": threshold,
-                        "model": route.encoder.model_name,
-                        "model_revision": route.encoder.revision,
-                        "crawl_run_id": run_id,
-                    }
-                    for match in matches
-                )
-    for ident, route in routed.items():
-        if route is None:
-            statuses[ident] = ("not_scored", routes[0].encoder.model_name)
-    return ScoredBatch(rows, statuses, sum(r.encoder.encoded for r in routes) - before)
+    counting = [r.encoder for r in matcher.routes if isinstance(r.encoder, CountingEncoder)]
+    before = sum(e.encoded for e in counting)
+    with_text = [d for d in documents if d.text]
+    results = matcher.match([d.text or "" for d in with_text], [d.language for d in with_text], top_k=top_k)
+    for document, result in zip(with_text, results, strict=True):
+        if not result.scored:
+            continue
+        model = result.model or ""
+        statuses[document.id] = ("matched" if result.matches else "no_match", model)
+        weights = matcher.route_for(document.language).index.fusion.as_dict()  # type: ignore[union-attr]
+        rows.extend(
+            {
+                "document_id": document.id,
+                "claim_id": int(match.claim_id),
+                "passage": match.passage,
+                "passage_start": match.start,
+                "passage_end": match.end,
+                "score": match.score,
+                "score_components": {**match.components, "weights": weights},
+                "threshold": result.threshold,
+                "model": model,
+                "model_revision": result.revision,
+                "crawl_run_id": run_id,
+            }
+            for match in result.matches
+        )
+    for document in documents:
+        if document.id not in statuses:
+            statuses[document.id] = ("not_scored", matcher.routes[0].encoder.model_name)
+    return ScoredBatch(rows, statuses, sum(e.encoded for e in counting) - before)
 
 
 def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = None) -> dict[str, int]:
@@ -243,9 +251,9 @@ class Matcher:
             if settings.match_threshold is not None
             else default_threshold(settings.model)
         )
+        self.matcher = ClaimMatcher(claims, threshold=settings.match_threshold)
         with session_scope(sessions) as session:
-            index = ClaimIndex.build(main, claims, cache=DatabaseEmbeddingCache(session))
-        self.routes: list[Route] = [Route(main, index, self.threshold, settings.match_threshold)]
+            self.matcher.add_route(main, DatabaseEmbeddingCache(session))
         self._multilingual = multilingual
         self._multilingual_tried = False
         self.postgres = sessions.kw["bind"].dialect.name == "postgresql"
@@ -254,17 +262,14 @@ class Matcher:
         """Load the multilingual encoder the first time a document needs it."""
         if self._multilingual_tried:
             return
-        if all(route_for(self.routes, d.language) is not None for d in documents if d.text):
+        languages = [d.language for d in documents if d.text]
+        if self.matcher.covers(languages):
             return
         self._multilingual_tried = True
-        main = self.routes[0].encoder
-        other = self._multilingual or load_multilingual(self.settings, main)
-        if other is None:
-            return
-        second = CountingEncoder(other)
         with session_scope(self.sessions) as session:
-            index = ClaimIndex.build(second, self.claims, cache=DatabaseEmbeddingCache(session))
-        self.routes.append(Route(second, index, default_threshold(second.model_name)))
+            add_multilingual_route(
+                self.settings, self.matcher, languages, DatabaseEmbeddingCache(session), self._multilingual
+            )
 
     def step(self, limit: int) -> int:
         """Claim and match one batch of at most ``limit`` documents; the number claimed (0: none
@@ -276,7 +281,7 @@ class Matcher:
                 if not documents:
                     return 0
                 self._ensure_routes(documents)
-                counters = write_batch(session, score_batch(documents, self.routes, top_k, self.run_id))
+                counters = write_batch(session, score_batch(documents, self.matcher, top_k, self.run_id))
                 add_run_counters(session, self.run_id, counters)
             return len(documents)
         with self.sessions() as session:
@@ -284,7 +289,7 @@ class Matcher:
         if not documents:
             return 0
         self._ensure_routes(documents)
-        scored = score_batch(documents, self.routes, top_k, self.run_id)
+        scored = score_batch(documents, self.matcher, top_k, self.run_id)
         with session_scope(self.sessions) as session:
             begin_immediate(session)
             keep = still_pending_ids(session, list(scored.statuses))
@@ -297,16 +302,24 @@ class Matcher:
         return len(documents)
 
     def stats(self) -> dict[str, Any]:
-        main = self.routes[0].encoder
+        routes = self.matcher.routes
+        main = routes[0].encoder
         return {
             "threshold": self.threshold,
             "model": main.model_name,
             "model_revision": main.revision,
             "claims": len(self.claims),
             "routes": [
-                {"model": r.encoder.model_name, "threshold": r.threshold, "passages": r.encoder.encoded}
-                for r in self.routes
+                {
+                    "model": r.encoder.model_name,
+                    "threshold": self.matcher.threshold_for(r, None),
+                    "passages": getattr(r.encoder, "encoded", 0),
+                }
+                for r in routes
             ],
+            "verifier_version": self.matcher.verifier_version,
+            "first_stage_seconds": round(self.matcher.first_stage_seconds, 3),
+            "verifier_seconds": round(self.matcher.verifier_seconds, 3),
         }
 
 
