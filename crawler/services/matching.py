@@ -36,9 +36,10 @@ from db.queries import (
     still_pending_ids,
     store_matches,
 )
-from db.reviews import review_match_rows
+from db.reviews import review_match_rows, reviewed_examples
 from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
+from pipelines.claims import with_examples
 from pipelines.embed import load_encoder
 from pipelines.encoding import EmbeddingCache, Encoder, ModelLoadError
 from pipelines.match import default_threshold
@@ -83,6 +84,20 @@ def load_configured_encoder(
         cache_dir=settings.cache_dir or None,
         threads=settings.encoder_threads or None,
     )
+
+
+def active_claim_specs(session: Session) -> list[ClaimSpec]:
+    """The active claims as the matcher takes them, with the passages researchers reviewed as more
+    examples (restates, rebuts, reports: about the claim) and counter-examples (wrong)."""
+    claims = list(active_claims(session))
+    reviewed = reviewed_examples(session, [c.id for c in claims])
+    specs = []
+    for c in claims:
+        spec = ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set, extra=c.extra or {})
+        if c.id in reviewed:
+            spec = with_examples(spec, reviewed[c.id].examples, reviewed[c.id].counter_examples)
+        specs.append(spec)
+    return specs
 
 
 def build_matcher(
@@ -353,10 +368,7 @@ def run_match(
         # asked before counting: a producer that has ended has committed everything it stored
         nothing_coming = producing is None or not producing()
         with session_scope(sessions) as session:
-            claims = [
-                ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set, extra=c.extra or {})
-                for c in active_claims(session)
-            ]
+            claims = active_claim_specs(session)
             total = count_pending_documents(session)
         if not claims:
             raise RuntimeError("no active claims: load a claims file with `claimwatch claims load FILE`")
