@@ -158,9 +158,10 @@ def score_batch(documents: Sequence[Document], matcher: ClaimMatcher, top_k: int
     'not_scored'."""
     rows: list[dict[str, Any]] = []
     statuses: dict[int, tuple[str, str]] = {}
+    with_text = [d for d in documents if d.text]
+    matcher.prepare([d.language for d in with_text])  # claim texts first: only passages count below
     counting = [r.encoder for r in matcher.routes if isinstance(r.encoder, CountingEncoder)]
     before = sum(e.encoded for e in counting)
-    with_text = [d for d in documents if d.text]
     results = matcher.match([d.text or "" for d in with_text], [d.language for d in with_text], top_k=top_k)
     for document, result in zip(with_text, results, strict=True):
         if not result.scored:
