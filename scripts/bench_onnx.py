@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from crawler.services.evaluation import best_claims_of, evaluate_labels, read_labels  # noqa: E402
 from pipelines.claims import default_claims_path, load_claims  # noqa: E402
 from pipelines.embed import load_encoder  # noqa: E402
-from pipelines.match import ClaimIndex, default_threshold  # noqa: E402
+from pipelines.matcher import ClaimMatcher  # noqa: E402
 from pipelines.onnx_backend import measure_agreement  # noqa: E402
 from pipelines.segment import split_sentences  # noqa: E402
 
@@ -48,16 +48,19 @@ def main() -> None:
     texts = labelled_sentences(args.labels)
     claims = load_claims(default_claims_path())
     items = read_labels(args.labels, {claim.id for claim in claims})
-    threshold = default_threshold(reference.model_name)
-    result: dict[str, object] = {"labels": str(args.labels), "sentences": len(texts), "threshold": threshold}
+    texts_of = [item.text for item in items]
+    languages = [item.language for item in items]
+    result: dict[str, object] = {"labels": str(args.labels), "sentences": len(texts)}
     predictions: dict[str, list[str]] = {}
     for name, encoder in {"torch": reference, **backends}.items():
-        index = ClaimIndex.build(encoder, claims)
-        report = evaluate_labels(encoder, index, items, threshold)
+        matcher = ClaimMatcher(claims, threshold=-1.0)  # as `eval labels`: every candidate kept
+        matcher.add_route(encoder)
+        report = evaluate_labels(matcher, items, None)  # each text's calibrated threshold
         entry: dict[str, object] = {f"f1_{lang}": round(s.f1, 4) for lang, s in report.languages.items()}
-        best, scores = best_claims_of(encoder, index, [item.text for item in items])
+        best, scores, cutoffs, _ = best_claims_of(matcher, texts_of, languages)
         predictions[name] = [
-            claim if score >= threshold else "" for claim, score in zip(best, scores, strict=True)
+            claim if score >= cutoff else ""
+            for claim, score, cutoff in zip(best, scores, cutoffs, strict=True)
         ]
         if name != "torch":
             entry["predictions_changed"] = sum(

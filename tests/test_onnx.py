@@ -80,20 +80,23 @@ def test_int8_keeps_the_labelled_f1(encoder: Any, int8_encoder: Any) -> None:
     torch's minus 0.01, and at most 5 % of the predictions change (one changes F1 by ~0.015)."""
     from crawler.services.evaluation import best_claims_of, evaluate_labels, read_labels
     from pipelines.claims import default_claims_path, load_claims
-    from pipelines.match import ClaimIndex, default_threshold
+    from pipelines.matcher import ClaimMatcher
 
     claims = load_claims(default_claims_path())
     items = read_labels(SEED_DEV, {claim.id for claim in claims})
-    threshold = default_threshold(encoder.model_name)
+    texts = [item.text for item in items]
+    languages = [item.language for item in items]
     f1: dict[str, dict[str, float]] = {}
     predicted: dict[str, list[str]] = {}
     for name, backend in (("torch", encoder), ("int8", int8_encoder)):
-        index = ClaimIndex.build(backend, claims)
-        report = evaluate_labels(backend, index, items, threshold)
+        matcher = ClaimMatcher(claims, threshold=-1.0)  # as `eval labels`: every candidate kept
+        matcher.add_route(backend)
+        report = evaluate_labels(matcher, items, None)  # each text's calibrated threshold
         f1[name] = {language: score.f1 for language, score in report.languages.items()}
-        best, scores = best_claims_of(backend, index, [item.text for item in items])
+        best, scores, cutoffs, _ = best_claims_of(matcher, texts, languages)
         predicted[name] = [
-            claim if score >= threshold else "" for claim, score in zip(best, scores, strict=True)
+            claim if score >= cutoff else ""
+            for claim, score, cutoff in zip(best, scores, cutoffs, strict=True)
         ]
     changed = sum(a != b for a, b in zip(predicted["torch"], predicted["int8"], strict=True))
     print(f"F1 torch {f1['torch']}, int8 {f1['int8']}; {changed} of {len(items)} predictions changed")
