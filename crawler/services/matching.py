@@ -14,15 +14,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings
+from crawler.services.archive import ArchiveHook
 from crawler.services.crawling import StageResult, result_of
+from db.archive import replace_passage_vectors
 from db.models import Document
 from db.queries import (
     DatabaseEmbeddingCache,
@@ -40,7 +42,14 @@ from db.session import session_scope
 from pipelines.claims import Claim as ClaimSpec
 from pipelines.embed import load_encoder
 from pipelines.encoding import Encoder, ModelLoadError
-from pipelines.match import ClaimIndex, PassageMatch, default_threshold, match_texts
+from pipelines.match import (
+    ClaimIndex,
+    EncodedText,
+    PassageMatch,
+    default_threshold,
+    encode_texts,
+    match_passages,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,47 +132,80 @@ class ScoredBatch:
     rows: list[dict[str, Any]]
     statuses: dict[int, tuple[str, str]]  # document id → (match_status, model)
     passages: int
+    archive: list[dict[str, Any]] = field(default_factory=list)  # passage_vectors rows (archive hook)
+
+
+class ScoredText(Protocol):
+    """What scoring needs of a document besides its encoded text."""
+
+    id: int
+    language: str | None
+
+
+def score_encoded(
+    route: Route, documents: Sequence[ScoredText], encoded: Sequence[EncodedText], top_k: int, run_id: int
+) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
+    """Match rows and match statuses of documents whose texts ``route`` encoded: the one scoring
+    function of live matching and of backfill over archived vectors (crawler/services/archive.py)."""
+    rows: list[dict[str, Any]] = []
+    statuses: dict[int, tuple[str, str]] = {}
+    for document, encoded_text in zip(documents, encoded, strict=True):
+        threshold = route.threshold_for(document.language)
+        passages, vectors = encoded_text.passages()
+        matches = (
+            match_passages(vectors, passages, route.index, threshold, top_k)
+            if passages and len(route.index)
+            else []
+        )
+        statuses[document.id] = ("matched" if matches else "no_match", route.encoder.model_name)
+        rows.extend(
+            {
+                "document_id": document.id,
+                "claim_id": int(match.claim_id),
+                "passage": match.passage,
+                "passage_start": match.start,
+                "passage_end": match.end,
+                "score": match.score,
+                "score_components": route.components_of(match),
+                "threshold": threshold,
+                "model": route.encoder.model_name,
+                "model_revision": route.encoder.revision,
+                "crawl_run_id": run_id,
+            }
+            for match in matches
+        )
+    return rows, statuses
 
 
 def score_batch(
-    documents: Sequence[Document], routes: Sequence[Route], top_k: int, run_id: int
+    documents: Sequence[Document],
+    routes: Sequence[Route],
+    top_k: int,
+    run_id: int,
+    archive: ArchiveHook | None = None,
 ) -> ScoredBatch:
     """Encode and match a batch (no database access): each document goes through the first route
-    covering its language; documents no route covers are 'not_scored'."""
+    covering its language; documents no route covers are 'not_scored'. With ``archive``, the encoded
+    passages are also kept for the archive (and scored as it stores them)."""
     rows: list[dict[str, Any]] = []
     statuses: dict[int, tuple[str, str]] = {}
+    archived: list[dict[str, Any]] = []
     routed = {d.id: route_for(routes, d.language) if d.text else None for d in documents}
     before = sum(r.encoder.encoded for r in routes)
     for route in routes:
-        by_threshold: dict[float, list[Document]] = {}
-        for document in documents:
-            if routed[document.id] is route:
-                by_threshold.setdefault(route.threshold_for(document.language), []).append(document)
-        for threshold, mine in by_threshold.items():
-            texts = [d.text or "" for d in mine]
-            results = match_texts(route.encoder, route.index, texts, threshold=threshold, top_k=top_k)
-            for document, matches in zip(mine, results, strict=True):
-                statuses[document.id] = ("matched" if matches else "no_match", route.encoder.model_name)
-                rows.extend(
-                    {
-                        "document_id": document.id,
-                        "claim_id": int(match.claim_id),
-                        "passage": match.passage,
-                        "passage_start": match.start,
-                        "passage_end": match.end,
-                        "score": match.score,
-                        "score_components": route.components_of(match),
-                        "threshold": threshold,
-                        "model": route.encoder.model_name,
-                        "model_revision": route.encoder.revision,
-                        "crawl_run_id": run_id,
-                    }
-                    for match in matches
-                )
+        mine = [d for d in documents if routed[d.id] is route]
+        if not mine:
+            continue
+        encoded = encode_texts(route.encoder, [d.text or "" for d in mine])
+        if archive is not None:  # the archive hook (issue 13)
+            archived.extend(archive.capture(route.index.model_key, mine, encoded))
+        route_rows, route_statuses = score_encoded(route, mine, encoded, top_k, run_id)
+        rows.extend(route_rows)
+        statuses.update(route_statuses)
     for ident, route in routed.items():
         if route is None:
             statuses[ident] = ("not_scored", routes[0].encoder.model_name)
-    return ScoredBatch(rows, statuses, sum(r.encoder.encoded for r in routes) - before)
+    return ScoredBatch(rows, statuses, sum(r.encoder.encoded for r in routes) - before, archived)
 
 
 def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = None) -> dict[str, int]:
@@ -172,6 +214,8 @@ def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = N
     statuses = {i: s for i, s in scored.statuses.items() if keep is None or i in keep}
     rows = [row for row in scored.rows if row["document_id"] in statuses]
     stored = store_matches(session, rows)
+    if scored.archive:  # the archive hook (issue 13): same transaction as the matches
+        replace_passage_vectors(session, [row for row in scored.archive if row["document_id"] in statuses])
     groups: dict[tuple[str, str], list[int]] = {}
     for ident, key in statuses.items():
         groups.setdefault(key, []).append(ident)
@@ -247,6 +291,7 @@ class Matcher:
         self._multilingual = multilingual
         self._multilingual_tried = False
         self.postgres = sessions.kw["bind"].dialect.name == "postgresql"
+        self.archive = ArchiveHook.from_settings(settings)  # the passage archive (issue 13)
 
     def _ensure_routes(self, documents: Sequence[Document]) -> None:
         """Load the multilingual encoder the first time a document needs it."""
@@ -274,15 +319,17 @@ class Matcher:
                 if not documents:
                     return 0
                 self._ensure_routes(documents)
-                counters = write_batch(session, score_batch(documents, self.routes, top_k, self.run_id))
+                scored = score_batch(documents, self.routes, top_k, self.run_id, self.archive)
+                counters = write_batch(session, scored)
                 add_run_counters(session, self.run_id, counters)
+            self._archived(scored)
             return len(documents)
         with self.sessions() as session:
             documents = claim_pending_documents(session, limit)  # closing detaches them, loaded
         if not documents:
             return 0
         self._ensure_routes(documents)
-        scored = score_batch(documents, self.routes, top_k, self.run_id)
+        scored = score_batch(documents, self.routes, top_k, self.run_id, self.archive)
         with session_scope(self.sessions) as session:
             begin_immediate(session)
             keep = still_pending_ids(session, list(scored.statuses))
@@ -292,7 +339,17 @@ class Matcher:
             logger.info(
                 "%d documents were matched by another matcher meanwhile", len(scored.statuses) - len(keep)
             )
+        self._archived(scored)
         return len(documents)
+
+    def _archived(self, scored: ScoredBatch) -> None:
+        """After a batch committed: the archive hook updates the vector index."""
+        if self.archive is not None and scored.archive:
+            self.archive.batch_written(self.sessions, sorted({row["model_key"] for row in scored.archive}))
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
 
     def stats(self) -> dict[str, Any]:
         main = self.routes[0].encoder
@@ -376,6 +433,7 @@ def run_match(
                 if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
             stop.wait(poll)
+        matcher.close()
         with session_scope(sessions) as session:
             status = "interrupted" if stop.is_set() else "succeeded"
             finish_run(session, run_id, status, stats=matcher.stats())
