@@ -75,8 +75,8 @@ class VectorIndex:
 
     @staticmethod
     def files(directory: Path, model_key: str) -> tuple[Path, Path]:
-        base = directory / index_name(model_key)
-        return base.with_suffix(".usearch"), base.with_suffix(".json")
+        base = index_name(model_key)
+        return directory / f"{base}.usearch", directory / f"{base}.json"
 
     @classmethod
     def create(cls, directory: Path, model_key: str, dimension: int, database: str) -> VectorIndex:
@@ -144,8 +144,9 @@ class VectorIndex:
         os.close(handle)
         self.index.save(temporary)
         os.replace(temporary, self.path)
-        meta_path.with_suffix(".json.tmp").write_text(json.dumps(self.meta.__dict__), encoding="utf-8")
-        os.replace(meta_path.with_suffix(".json.tmp"), meta_path)
+        temporary_meta = meta_path.parent / (meta_path.name + ".tmp")
+        temporary_meta.write_text(json.dumps(self.meta.__dict__), encoding="utf-8")
+        os.replace(temporary_meta, meta_path)
 
     def __len__(self) -> int:
         return len(self.index)

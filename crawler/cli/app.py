@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler.cli import bench, core, evaluation, offline, research, schedule
+from crawler.cli import archive, bench, core, evaluation, offline, research, schedule
 from crawler.cli.context import fail, state
 from crawler.config import ConfigError
 
@@ -55,6 +55,7 @@ schedule.register(app)  # schedule, alerts, subscribe, unsubscribe, subscription
 research.register(app)  # export, report, browse, db
 evaluation.register(app)  # eval checkthat, eval labels, calibrate
 bench.register(app)  # bench
+archive.register(app)  # index rebuild, search, discover, claims promote
 
 
 def main(argv: list[str] | None = None) -> None:
