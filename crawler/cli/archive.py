@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -128,8 +129,98 @@ def search(
         typer.echo("no passages match the filters", err=True)
 
 
+def discover(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only documents seen on or after this day.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only documents seen before this day.")] = None,
+    min_documents: Annotated[
+        int, typer.Option("--min-documents", help="Documents a candidate must span (copies once).", min=2)
+    ] = 2,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the candidates as JSON lines to this file.")
+    ] = None,
+) -> None:
+    """Cluster archived passages that match no active claim into candidate claims, fastest-growing first."""
+    from crawler.services.app import open_sessions
+    from crawler.services.discovery import discover as run_discovery
+
+    settings = state.settings()
+    with archive_errors(), progress_bar("clustering") as progress:
+        candidates = run_discovery(
+            settings,
+            open_sessions(settings),
+            _when(since, "--since"),
+            _when(until, "--until"),
+            min_documents,
+            progress=progress,
+        )
+    if output is not None:
+        with archive_errors(), output.open("w", encoding="utf-8") as handle:
+            for candidate in candidates:
+                handle.write(json.dumps(candidate.as_json(), ensure_ascii=False) + "\n")
+        typer.echo(f"{len(candidates)} candidates written to {output}", err=True)
+        return
+    for candidate in candidates:
+        typer.echo(
+            f"{candidate.id}  {candidate.documents} documents, {len(candidate.sources)} sources, "
+            f"{','.join(candidate.languages)}, {candidate.first_seen}..{candidate.last_seen}, "
+            f"growth {candidate.growth}: {candidate.label}"
+        )
+        for representative in candidate.representatives:
+            typer.echo(f"    [{representative['document_id']}] {representative['passage'][:150]}")
+    if not candidates:
+        typer.echo("no candidate claims: every recurring passage matches a claim", err=True)
+
+
+def promote(
+    cluster_id: Annotated[str, typer.Argument(help="Candidate id from `claimwatch discover`.")],
+    key: Annotated[str, typer.Option("--id", help="Key of the new claim.")],
+    text: Annotated[
+        str | None, typer.Option("--text", help="The claim in your words (default: its central passage).")
+    ] = None,
+    claim_set: Annotated[str, typer.Option("--claim-set", help="Claim set of the new claim.")] = "discovered",
+    since: Annotated[str | None, typer.Option("--since", help="The window `discover` used.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="The window `discover` used.")] = None,
+    min_documents: Annotated[int, typer.Option("--min-documents", help="As given to `discover`.", min=2)] = 2,
+    backfill: Annotated[
+        bool, typer.Option("--backfill/--no-backfill", help="Give the claim its history at once (backfill).")
+    ] = True,
+) -> None:
+    """Turn a discovered candidate into an active claim, then backfill its matches from the archive."""
+    from crawler.services.app import open_sessions
+    from crawler.services.backfill import run_backfill
+    from crawler.services.discovery import DiscoveryError, find_candidate
+    from crawler.services.discovery import discover as run_discovery
+    from crawler.services.discovery import promote as add_claim
+    from db.session import session_scope
+
+    settings = state.settings()
+    with archive_errors(), clean_errors(DiscoveryError):
+        sessions = open_sessions(settings)
+        candidates = run_discovery(
+            settings, sessions, _when(since, "--since"), _when(until, "--until"), min_documents
+        )
+        candidate = find_candidate(candidates, cluster_id)
+        with session_scope(sessions) as session:
+            add_claim(session, candidate, key, text, claim_set)
+        typer.echo(f"claim {claim_set}/{key} added from {cluster_id} ({candidate.documents} documents)")
+        if backfill:
+            with progress_bar("backfill") as progress:
+                outcome = run_backfill(
+                    settings, sessions, claim_set=claim_set, claim_keys=[key], progress=progress
+                )
+            typer.echo(
+                f"backfill: {outcome.documents} archived documents scored, "
+                f"{outcome.result.counters.get('matches_stored', 0)} matches of {key} stored"
+            )
+
+
 def register(app: typer.Typer) -> None:
     """Add `index`, `search`, `discover` and `claims promote` to the ``claimwatch`` app."""
     index_app.command("rebuild")(rebuild)
     app.add_typer(index_app, name="index")
     app.command()(search)
+    app.command()(discover)
+    claims = next(group for group in app.registered_groups if group.name == "claims")
+    claims.typer_instance.command("promote")(promote)
