@@ -227,3 +227,62 @@ def test_archive_off_stores_no_vectors(sessions: Any, tmp_path: Path, encoder: A
         assert session.scalar(select(func.count()).select_from(PassageVector)) == 0
         assert session.scalar(select(func.count()).select_from(Match)) > 0
     assert not (tmp_path / "index").exists()
+
+
+def test_index_follows_the_match_stage_and_search_finds_passages(
+    matched: tuple[Any, Settings], encoder: Any, tmp_path: Path
+) -> None:
+    from crawler.services.archive import load_index, rebuild_index
+    from crawler.services.search import Filters, search_archive
+    from pipelines.encoding import model_key
+    from pipelines.vector_index import IndexMissingError
+
+    sessions, settings = matched
+    key = model_key(encoder)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(PassageVector))
+        row = session.scalars(select(PassageVector).where(PassageVector.whole.is_(False))).first()
+        document = session.get(Document, row.document_id)
+        sentence = document.text[row.passage_start : row.passage_end]
+    assert len(load_index(settings, sessions, key)) == total  # updated batch by batch
+    encoders = {key: encoder}
+    hits = search_archive(settings, sessions, sentence, limit=5, encoders=encoders)
+    assert hits[0].passage == sentence and hits[0].document_id == document.id
+    assert hits[0].score > 0.99 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    line = hits[0].as_json()
+    assert list(line) == [
+        "score", "passage", "start", "end", "document_id", "title", "url", "outlet", "language", "date"
+    ]  # fmt: skip
+    assert search_archive(settings, sessions, sentence, Filters(language="ru"), encoders=encoders) == []
+    outlet = search_archive(settings, sessions, sentence, Filters(source=document.outlet), encoders=encoders)
+    assert outlet and {h.outlet for h in outlet} == {document.outlet}
+    for path in (tmp_path / "index").iterdir():
+        path.unlink()
+    with pytest.raises(IndexMissingError, match="claimwatch index rebuild"):
+        search_archive(settings, sessions, sentence, encoders=encoders)
+    (report,) = rebuild_index(settings, sessions)
+    assert report.vectors == total
+    assert search_archive(settings, sessions, sentence, limit=1, encoders=encoders)[0].passage == sentence
+
+
+def test_search_and_index_commands(matched: tuple[Any, Settings], monkeypatch: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from crawler.cli.app import app
+
+    _sessions, settings = matched
+    monkeypatch.setenv("CLAIMWATCH_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CLAIMWATCH_ARCHIVE_INDEX_DIR", settings.archive_index_dir)
+    monkeypatch.setenv("CLAIMWATCH_MULTILINGUAL_MODEL", "")
+    runner = CliRunner()
+    rebuilt = runner.invoke(app, ["index", "rebuild"])
+    assert rebuilt.exit_code == 0 and "passages indexed" in rebuilt.output
+    found = runner.invoke(app, ["search", "market raids on traders", "--limit", "3", "--format", "jsonl"])
+    assert found.exit_code == 0, found.output
+    lines = [json.loads(line) for line in found.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 3 and lines[0]["score"] >= lines[-1]["score"]
+    monkeypatch.setenv("CLAIMWATCH_MODEL", "sentence-transformers/all-MiniLM-L12-v2-not-here")
+    wrong = runner.invoke(app, ["search", "anything"])
+    assert wrong.exit_code == 1 and "Error:" in wrong.output
