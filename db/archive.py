@@ -327,3 +327,21 @@ def changed_claims(session: Session, changed_at: datetime, claim_ids: set[int] |
     if claim_ids is not None:
         query = query.where(Claim.id.in_(sorted(claim_ids)))
     return int(session.scalar(query) or 0)
+
+
+def passage_ids(session: Session, spans: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
+    """Archive row ids of (document id, start, end) spans."""
+    found: dict[tuple[int, int, int], int] = {}
+    for document_id, start, end in spans:
+        ident = session.scalar(
+            select(PassageVector.id)
+            .where(
+                PassageVector.document_id == document_id,
+                PassageVector.passage_start == start,
+                PassageVector.passage_end == end,
+            )
+            .limit(1)
+        )
+        if ident is not None:
+            found[(document_id, start, end)] = int(ident)
+    return found

@@ -286,3 +286,25 @@ def test_search_and_index_commands(matched: tuple[Any, Settings], monkeypatch: A
     monkeypatch.setenv("CLAIMWATCH_MODEL", "sentence-transformers/all-MiniLM-L12-v2-not-here")
     wrong = runner.invoke(app, ["search", "anything"])
     assert wrong.exit_code == 1 and "Error:" in wrong.output
+
+
+def test_datasette_semantic_search_query(matched: tuple[Any, Settings], encoder: Any) -> None:
+    """The browse plugin's SQL function and canned query (SQLite: what Datasette runs)."""
+    import sqlite3
+
+    from crawler.services.search import SEMANTIC_SEARCH_SQL, DatasetteSearch
+    from pipelines.encoding import model_key
+
+    sessions, settings = matched
+    if not settings.is_sqlite:
+        pytest.skip("claimwatch browse serves SQLite files")
+    search = DatasetteSearch(settings, sessions)
+    search.encoders = {model_key(encoder): encoder}
+    with sessions() as session:
+        row = session.scalars(select(PassageVector).order_by(PassageVector.id.desc())).first()
+        sentence = session.get(Document, row.document_id).text[row.passage_start : row.passage_end]
+    connection = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    connection.create_function("claimwatch_nearest", 2, search.nearest)
+    rows = connection.execute(SEMANTIC_SEARCH_SQL, {"text": sentence, "limit": 5}).fetchall()
+    connection.close()
+    assert len(rows) == 5 and rows[0][1] == sentence and rows[0][0] >= rows[-1][0]

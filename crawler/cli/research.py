@@ -156,9 +156,11 @@ def serve_datasette(path: Path, host: str, port: int, time_limit_ms: int) -> Non
     from db.research import datasette_metadata
 
     name = path.stem
+    metadata = datasette_metadata(name)
+    add_semantic_search(metadata, name)
     datasette = Datasette(
         [str(path)],
-        metadata=datasette_metadata(name),
+        metadata=metadata,
         settings={"sql_time_limit_ms": time_limit_ms, "facet_time_limit_ms": min(time_limit_ms, 1000)},
     )
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -169,6 +171,27 @@ def serve_datasette(path: Path, host: str, port: int, time_limit_ms: int) -> Non
     typer.echo(f"serving {path} read-only at http://{shown}:{bound}/{name} (Ctrl-C stops)", err=True)
     server = uvicorn.Server(uvicorn.Config(datasette.app(), lifespan="on", log_level="warning"))
     server.run(sockets=[listener])
+
+
+def add_semantic_search(metadata: dict, name: str) -> None:  # type: ignore[type-arg]
+    """The passage archive's semantic search in Datasette: the plugin's SQL function
+    claimwatch_nearest and the canned query semantic_search (crawler/services/search.py)."""
+    from datasette.plugins import pm
+
+    from crawler.services.app import open_sessions
+    from crawler.services.search import SEMANTIC_SEARCH_SQL, DatasetteSearch
+
+    settings = state.settings()
+    plugin = DatasetteSearch(settings, open_sessions(settings)).plugin()
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="claimwatch_search")
+    metadata["databases"][name]["queries"]["semantic_search"] = {
+        "sql": SEMANTIC_SEARCH_SQL,
+        "title": "Semantic search: passages nearest in meaning to a text (any language)",
+        "description": "The archived passages nearest to :text, best first (`claimwatch search`); "
+        ":limit hits (default 20). The first search loads the models (seconds).",
+        "params": ["text", "limit"],
+    }
 
 
 @db_app.command("grant-readonly")

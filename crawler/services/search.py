@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from crawler.config import Settings
 from crawler.services.archive import load_index
 from crawler.services.matching import load_configured_encoder, load_multilingual
-from db.archive import ArchiveError, PassageHit, archive_counts, filtered_ids, passage_details, vectors_by_id
+from db.archive import (
+    ArchiveError,
+    PassageHit,
+    archive_counts,
+    filtered_ids,
+    passage_details,
+    passage_ids,
+    vectors_by_id,
+)
 from pipelines.encoding import Encoder, model_key
 from pipelines.match import default_threshold
 from pipelines.vector_index import VectorIndex, from_bytes
@@ -159,3 +167,62 @@ def search_archive(
             ranked.append(((score - threshold) / max(1.0 - threshold, 1e-6), result))
     ranked.sort(key=lambda item: (-item[0], item[1].document_id, item[1].start))
     return [hit for _, hit in ranked[:limit]]
+
+
+SEMANTIC_SEARCH_SQL = """
+SELECT round(json_extract(n.value, '$[1]'), 3) AS score,
+       substr(d.text, pv.passage_start + 1, pv.passage_end - pv.passage_start) AS passage,
+       d.title, d.url, d.outlet, pv.language,
+       date(coalesce(d.published_at, d.fetched_at)) AS date, d.id AS document_id
+FROM json_each(claimwatch_nearest(:text, :limit)) AS n
+JOIN passage_vectors AS pv ON pv.id = json_extract(n.value, '$[0]')
+JOIN documents AS d ON d.id = pv.document_id
+ORDER BY n.key
+""".strip()
+
+
+class DatasetteSearch:
+    """A small Datasette plugin for `claimwatch browse`: the SQL function ``claimwatch_nearest(text,
+    limit)`` returns the nearest archived passages as a JSON array of ``[passage_vectors.id, score]``
+    (``search_archive``: same encoders, index and ranking), which the canned query
+    ``semantic_search`` joins to the passages and documents. The encoders load on the first call."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.encoders: dict[str, Encoder] | None = None
+        self.indexes: dict[str, VectorIndex] = {}
+
+    def nearest(self, text: str | None, limit: Any = 20) -> str:
+        import json
+
+        if not text:
+            return "[]"
+        if self.encoders is None:
+            self.encoders = search_encoders(self.settings, self.sessions)
+        hits = search_archive(
+            self.settings,
+            self.sessions,
+            text,
+            limit=max(1, min(int(limit or 20), 200)),
+            encoders=self.encoders,
+            indexes=self.indexes,
+        )
+        with self.sessions() as session:
+            ids = passage_ids(session, [(hit.document_id, hit.start, hit.end) for hit in hits])
+        return json.dumps([[ids[(h.document_id, h.start, h.end)], h.score] for h in hits])
+
+    def plugin(self) -> Any:
+        """The object to register with Datasette's plugin manager."""
+        from datasette import hookimpl
+
+        search = self
+
+        class Plugin:
+            __name__ = "claimwatch_search"
+
+            @hookimpl
+            def prepare_connection(self, conn: Any) -> None:
+                conn.create_function("claimwatch_nearest", 2, search.nearest)
+
+        return Plugin()
