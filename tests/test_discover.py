@@ -105,3 +105,21 @@ def test_promote_gives_the_new_claim_its_history(demo_database: Any, encoder: An
     assert documents >= 2
     # the promoted claim is listed now: its cluster is no longer a candidate
     assert candidate.id not in {c.id for c in discover(settings, sessions, encoder=encoder)}
+
+
+def test_report_lists_emerging_claims(demo_database: Any, encoder: Any) -> None:
+    import dataclasses as dc
+
+    from crawler.services.app import open_sessions
+    from crawler.services.discovery import discover
+    from crawler.services.reporting import ReportOptions, build_report
+
+    settings = demo_database
+    sessions = open_sessions(settings)
+    candidates = tuple(discover(settings, sessions, encoder=encoder))
+    with sessions() as session:
+        page = build_report(session, dc.replace(ReportOptions(), emerging=candidates))
+        empty = build_report(session, ReportOptions())
+    assert "Emerging, unlisted claims" in page and candidates[0].id in page
+    assert candidates[0].representatives[0]["url"] in page
+    assert "Not computed" in empty

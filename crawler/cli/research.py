@@ -9,7 +9,7 @@ import logging
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,19 +98,47 @@ def report(
         ),
     ] = 30,
     latest: Annotated[int, typer.Option("--latest", help="Latest matches listed.", min=1)] = 50,
+    emerging: Annotated[
+        bool,
+        typer.Option(
+            "--emerging/--no-emerging",
+            help="Include the 'emerging, unlisted claims' section (runs discovery over the passage archive; "
+            "loads the models).",
+        ),
+    ] = True,
 ) -> None:
-    """Write a self-contained HTML report: heat map, trend per claim, top outlets, latest matches."""
+    """Write a self-contained HTML report: heat map, trend per claim, emerging claims, top outlets, latest
+    matches."""
     from crawler.services.exporting import atomic_path
     from crawler.services.reporting import ReportOptions, build_report
 
     options = ReportOptions(since=_date(since, "--since"), max_claims=max_claims, latest=latest)
     with research_errors():
         sessions = _sessions()
+        if emerging:
+            options = with_emerging(options, sessions)
         with sessions() as session:
             page = build_report(session, options)
         with atomic_path(output) as temporary:
             temporary.write_text(page, encoding="utf-8")
     typer.echo(f"report written to {output} ({len(page) // 1024} KiB)", err=True)
+
+
+def with_emerging(options: Any, sessions: Any) -> Any:
+    """The report options with discovery's candidates (none when the archive is empty)."""
+    import dataclasses
+    from datetime import datetime
+
+    from crawler.services.discovery import discover
+    from db.archive import ArchiveError
+
+    since = datetime.combine(options.since, datetime.min.time()) if options.since else None
+    try:
+        candidates = discover(state.settings(), sessions, since=since)
+    except ArchiveError as exc:
+        logger.info("no emerging-claims section: %s", exc)
+        return options
+    return dataclasses.replace(options, emerging=tuple(candidates))
 
 
 def browse(
