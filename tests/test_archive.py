@@ -283,6 +283,12 @@ def test_search_and_index_commands(matched: tuple[Any, Settings], monkeypatch: A
     assert found.exit_code == 0, found.output
     lines = [json.loads(line) for line in found.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 3 and lines[0]["score"] >= lines[-1]["score"]
+    nothing = runner.invoke(app, ["match", "--backfill"])
+    assert nothing.exit_code == 0 and "0 archived documents scored" in nothing.output
+    load_claims(_sessions)  # the left-out claims arrive
+    backfilled = runner.invoke(app, ["match", "--backfill"])
+    assert backfilled.exit_code == 0 and "2 new/changed claims, 8 archived documents" in backfilled.output
+    assert runner.invoke(app, ["match", "--claim", "seed-16"]).exit_code == 2  # needs --backfill
     monkeypatch.setenv("CLAIMWATCH_MODEL", "sentence-transformers/all-MiniLM-L12-v2-not-here")
     wrong = runner.invoke(app, ["search", "anything"])
     assert wrong.exit_code == 1 and "Error:" in wrong.output
