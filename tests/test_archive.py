@@ -314,3 +314,18 @@ def test_datasette_semantic_search_query(matched: tuple[Any, Settings], encoder:
     rows = connection.execute(SEMANTIC_SEARCH_SQL, {"text": sentence, "limit": 5}).fetchall()
     connection.close()
     assert len(rows) == 5 and rows[0][1] == sentence and rows[0][0] >= rows[-1][0]
+
+
+def test_unknown_model_revision_is_a_clean_error(sessions: Any, tmp_path: Path) -> None:
+    from crawler.services.app import initialise
+    from crawler.services.search import search_encoders
+    from db.archive import ArchiveError, replace_passage_vectors
+
+    settings = settings_for(sessions, tmp_path)
+    initialise(settings, load_default_sources=False)
+    (document_id,) = store_demo_documents(sessions, 1)
+    row = {"document_id": document_id, "model_key": "retired-model@1", "passage_start": 0, "passage_end": 10}
+    with session_scope(sessions) as session:
+        replace_passage_vectors(session, [{**row, "whole": False, "language": "en", "vector": b"\0\0" * 384}])
+    with pytest.raises(ArchiveError, match="unknown model revision: the archive holds retired-model@1"):
+        search_encoders(settings, sessions)
