@@ -129,10 +129,6 @@ def main() -> int:
                         passages_encoded=stage.counters.get("passages_encoded"),
                     )
                     archived = (settings, sessions)
-                if not archive and round_ == 0:
-                    plain = directory / f"{name}.db"
-                    result["database_bytes_off"] = plain.stat().st_size
-                    result["database_bytes_on"] = (directory / "r0-on.db").stat().st_size
         result["documents_per_second_on"] = round(statistics.median(rates[True]), 2)
         result["documents_per_second_off"] = round(statistics.median(rates[False]), 2)
         result["throughput_on_vs_off"] = round(

@@ -134,6 +134,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--noise", type=float, default=0.6, help="norm of the noise added to each mix")
     parser.add_argument("--keep", type=Path, help="directory to keep the database and index in")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep: use the archive already filled there (same --passages)",
+    )
     args = parser.parse_args()
     from pipelines.embed import load_encoder
 
@@ -147,9 +152,12 @@ def main() -> int:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench-search-"))
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / 'archive.db'}"
-    upgrade_database(url)
     print(f"{len(sentences)} real sentences; archive in {workdir}", file=sys.stderr)
-    fill_seconds = fill(url, base, args.passages, rng, args.noise)
+    if args.reuse and (workdir / "archive.db").exists():
+        fill_seconds = 0.0
+    else:
+        upgrade_database(url)
+        fill_seconds = fill(url, base, args.passages, rng, args.noise)
     settings = dataclasses.replace(load_settings(environ={}), database_url=url, archive_index_dir="")
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
