@@ -129,6 +129,15 @@ class VectorIndex:
     def missing(self, ids: list[int]) -> list[int]:
         return [i for i in ids if not self.index.contains(int(i))]
 
+    def keys(self) -> set[int]:
+        return {int(key) for key in self.index.keys}
+
+    def remove(self, ids: list[int]) -> None:
+        """Drop rows the database no longer has (a rematched document's old passages)."""
+        if ids:
+            self.index.remove(ids)
+            self.meta.count = len(self.index)
+
     def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, cosine similarities) of the ``count`` nearest rows, best first."""
         if len(self.index) == 0:

@@ -186,6 +186,11 @@ def test_backfill_equals_rematch(matched: tuple[Any, Settings], encoder: Any) ->
             select(PassageVector.document_id, func.count()).group_by(PassageVector.document_id)
         ).all()
         assert len(counts) == 8
+        ids = set(session.scalars(select(PassageVector.id)))
+        key = session.scalar(select(PassageVector.model_key).limit(1))
+    from crawler.services.archive import load_index
+
+    assert load_index(settings, sessions, key).keys() == ids  # replaced rows left the index too
 
 
 def test_backfill_narrowed_to_one_claim(matched: tuple[Any, Settings], encoder: Any) -> None:

@@ -174,11 +174,16 @@ def open_index(settings: Settings, session: Session, model_key: str, create: boo
 
 def sync_index(session: Session, index: VectorIndex, progress: ProgressCallback | None = None) -> int:
     """Add the archive rows the index lacks: those above its watermark, and (when the count below
-    it disagrees — a concurrent worker committed late) the missing ones below. Returns rows added."""
+    it disagrees — a concurrent worker committed late, or rows were replaced) the missing ones below,
+    dropping the ones the database no longer has. Returns the rows added."""
     key = index.meta.model_key
     added = 0
     if index.meta.watermark and count_up_to(session, key, index.meta.watermark) != len(index):
-        missing = index.missing(vector_ids_up_to(session, key, index.meta.watermark))
+        # rows committed below the watermark after it was set (another worker), or rows deleted
+        # (a rematched document's passages are replaced): reconcile with the database
+        stored = vector_ids_up_to(session, key, index.meta.watermark)
+        index.remove(sorted(index.keys() - set(stored)))
+        missing = index.missing(stored)
         found = vectors_by_id(session, missing)
         if found:
             ids = np.array(sorted(found), dtype=np.int64)
