@@ -142,7 +142,9 @@ class VectorIndex:
         """(ids, cosine similarities) of the ``count`` nearest rows, best first."""
         if len(self.index) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        found = self.index.search(np.asarray(query, dtype=np.float32), min(count, len(self.index)))
+        count = min(count, len(self.index))
+        self.index.expansion_search = max(EXPANSION_SEARCH, count)
+        found = self.index.search(np.asarray(query, dtype=np.float32), count)
         return found.keys.astype(np.int64), (1.0 - found.distances).astype(np.float32)
 
     def save(self) -> None:

@@ -38,8 +38,11 @@ from pipelines.encoding import Encoder, model_key
 from pipelines.match import default_threshold
 from pipelines.vector_index import VectorIndex, from_bytes
 
-# candidates taken from the index per hit wanted; exact search over at most this many filtered rows
+# candidates taken from the index (at least; OVERSAMPLE per hit wanted), re-scored exactly: the
+# int8 HNSW graph's recall@10 at a million passages rises with them (docs/benchmarks.md)
+CANDIDATES = 400
 OVERSAMPLE = 10
+# exact search over at most this many filtered rows
 EXACT_LIMIT = 400_000
 
 
@@ -111,12 +114,13 @@ def nearest(
     limit: int,
     filters: Filters,
     indexes: dict[str, VectorIndex],
+    candidates: int = CANDIDATES,
 ) -> list[tuple[float, PassageHit]]:
     """(exact cosine, passage) of the ``limit`` nearest passages of one model revision."""
     index = indexes.get(key)
     if index is None:
         index = indexes[key] = load_index(settings, sessions, key)
-    ids, _ = index.search(query, max(limit * OVERSAMPLE, 50))
+    ids, _ = index.search(query, max(limit * OVERSAMPLE, candidates))
     with sessions() as session:
         hits = passage_details(session, [int(i) for i in ids], **filters.as_kwargs())
         if filters.any and len(hits) < limit:
@@ -140,6 +144,7 @@ def search_archive(
     limit: int = 10,
     encoders: dict[str, Encoder] | None = None,
     indexes: dict[str, VectorIndex] | None = None,
+    candidates: int = CANDIDATES,
 ) -> list[SearchHit]:
     """The ``limit`` archived passages nearest to ``text``, best first (see the module doc).
     ``indexes``: loaded indexes by model key, kept for the next search (loaded when missing)."""
@@ -150,7 +155,7 @@ def search_archive(
     for key, encoder in encoders.items():
         query = encoder.encode([text], kind="claim")[0].astype(np.float32)
         threshold = default_threshold(encoder.model_name)
-        for score, hit in nearest(sessions, settings, key, query, limit, filters, indexes):
+        for score, hit in nearest(sessions, settings, key, query, limit, filters, indexes, candidates):
             result = SearchHit(
                 score=round(score, 6),
                 passage=hit.passage,
