@@ -139,6 +139,11 @@ def main() -> int:
         action="store_true",
         help="with --keep: use the archive already filled there (same --passages)",
     )
+    parser.add_argument(
+        "--candidates",
+        default="400",
+        help="comma-separated candidate counts taken from the index per query (one result row each)",
+    )
     args = parser.parse_args()
     from pipelines.embed import load_encoder
 
