@@ -37,6 +37,7 @@ RESEARCH_TABLES = (
     "claims",
     "matches",
     "embeddings",
+    "passage_vectors",  # the passage archive (issue 13)
     # the aggregates behind the views (db/aggregates.py)
     "claim_documents",
     "claim_day_stats",
