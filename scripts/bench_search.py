@@ -44,10 +44,10 @@ PER_DOCUMENT = 20
 MODEL_KEY = "bench@synthetic"
 
 
-def real_sentences() -> list[str]:
+def real_sentences(articles: Path) -> list[str]:
     from pipelines.segment import split_sentences
 
-    data = yaml.safe_load((ROOT / "crawler" / "demo" / "articles.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(articles.read_text(encoding="utf-8"))
     sentences = [s.text for a in data["articles"] for s in split_sentences(a["body"])]
     for name in ("seed_dev.jsonl", "seed_test.jsonl"):
         for line in (ROOT / "crawler" / "data" / "labelled" / name).read_text(encoding="utf-8").splitlines():
@@ -144,11 +144,18 @@ def main() -> int:
         default="400",
         help="comma-separated candidate counts taken from the index per query (one result row each)",
     )
+    parser.add_argument(
+        "--articles",
+        type=Path,
+        default=ROOT / "crawler" / "demo" / "articles.yaml",
+        help="demo articles file giving the real sentences (with --reuse: the one the archive was filled "
+        "from, so that the held-out query sentences are the same and were never mixed into passages)",
+    )
     args = parser.parse_args()
     from pipelines.embed import load_encoder
 
     rng = np.random.default_rng(13)
-    sentences = real_sentences()
+    sentences = real_sentences(args.articles)
     encoder = load_encoder()
     vectors = encoder.encode(sentences)
     order = rng.permutation(len(sentences))
