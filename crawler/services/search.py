@@ -40,7 +40,7 @@ from pipelines.vector_index import VectorIndex, from_bytes
 
 # candidates taken from the index (at least; OVERSAMPLE per hit wanted), re-scored exactly: the
 # int8 HNSW graph's recall@10 at a million passages rises with them (docs/benchmarks.md)
-CANDIDATES = 400
+CANDIDATES = 2000
 OVERSAMPLE = 10
 # exact search over at most this many filtered rows
 EXACT_LIMIT = 400_000
