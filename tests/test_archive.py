@@ -16,6 +16,7 @@ from crawler.config import Settings, load_settings
 from db.models import Claim, Document, Match, PassageVector
 from db.session import session_scope
 
+pytestmark = pytest.mark.slow  # loads the sentence-transformers model (and crawls the demo site)
 ARTICLES = Path(__file__).resolve().parents[1] / "crawler" / "demo" / "articles.yaml"
 LEFT_OUT = ("seed-10", "seed-16")  # claims loaded only after the first match (backfill's new claims)
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from crawler.config import load_settings
 from tests.test_cli import free_port
 
+pytestmark = pytest.mark.slow  # loads the sentence-transformers model (and crawls the demo site)
 ROOT = Path(__file__).resolve().parents[1]
 # restated by the demo site in >= 2 documents each, in English and Russian (crawler/demo/articles.yaml)
 LEFT_OUT = {"seed-15": "intimidate-minorities", "seed-24": "kiriyenko-failure"}
