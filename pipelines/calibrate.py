@@ -14,6 +14,7 @@ reports what to expect.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -62,15 +63,27 @@ def load_labelled(path: Path | str, languages: Iterable[str] | None = None) -> l
 def score_threshold(
     best_claims: Sequence[str], best_scores: np.ndarray, gold: Sequence[str | None], threshold: float
 ) -> ThresholdScore:
-    predicted = best_scores >= threshold
-    correct = np.array([claim == truth for claim, truth in zip(best_claims, gold, strict=True)])
+    cutoffs = np.full(len(best_claims), float(threshold))
+    return dataclasses.replace(
+        score_at(best_claims, best_scores, gold, cutoffs), threshold=round(threshold, 3)
+    )
+
+
+def score_at(
+    claims: Sequence[str], scores: np.ndarray, gold: Sequence[str | None], cutoffs: np.ndarray
+) -> ThresholdScore:
+    """Precision, recall and F1 with a threshold per text (reported threshold: their median)."""
+    predicted = scores >= cutoffs
+    correct = np.array([claim == truth for claim, truth in zip(claims, gold, strict=True)], dtype=bool)
     true_positives = int(np.sum(predicted & correct))
     predictions = int(np.sum(predicted))
     positives = sum(1 for truth in gold if truth is not None)
     precision = true_positives / predictions if predictions else 1.0
     recall = true_positives / positives if positives else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return ThresholdScore(round(threshold, 3), precision, recall, f1, predictions, positives)
+    finite = cutoffs[np.isfinite(cutoffs)]
+    middle = float(np.median(finite)) if finite.size else 0.0
+    return ThresholdScore(round(middle, 3), precision, recall, f1, predictions, positives)
 
 
 def best_matches(scores: np.ndarray, claim_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:

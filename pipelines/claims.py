@@ -22,9 +22,10 @@ Fields the matcher reads (pipelines/matcher.py), all optional:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,20 @@ def claim_examples(claim: Claim, name: str = "examples") -> list[str]:
     """The claim's ``examples`` (or ``counter_examples``), whitespace-normalised."""
     value = claim.extra.get(name) or []
     return [" ".join(item.split()) for item in value if isinstance(item, str) and item.strip()]
+
+
+def with_examples(claim: Claim, examples: Sequence[str], counter_examples: Sequence[str]) -> Claim:
+    """The claim with more ``examples`` and ``counter_examples`` (e.g. a researcher's reviewed
+    passages) after its own, each passage once."""
+    extra = dict(claim.extra)
+    for name, more in (("examples", examples), ("counter_examples", counter_examples)):
+        merged = claim_examples(claim, name)
+        for text in (" ".join(t.split()) for t in more):
+            if text and text not in merged:
+                merged.append(text)
+        if merged:
+            extra[name] = merged
+    return dataclasses.replace(claim, extra=extra)
 
 
 def read_text(path: Path) -> str:

@@ -266,6 +266,14 @@ class ClaimMatcher:
             return self.verifier.threshold_for(code)
         return default_threshold(route.encoder.model_name, code)
 
+    def prepare(self, languages: Sequence[str | None]) -> None:
+        """Encode the claims' texts in these languages now (each route's view of a language is built
+        once, lazily), so that encoding counted afterwards is the passages' alone."""
+        for language in set(languages):
+            route = self.route_for(language)
+            if route is not None:
+                route.view(language)
+
     def match(
         self,
         texts: Sequence[str],

@@ -77,3 +77,17 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(ClaimsFileError, match="cannot read"):
         load_claims(binary)
+
+
+def test_with_examples_appends_each_passage_once() -> None:
+    from pipelines.claims import Claim, claim_examples, with_examples
+
+    claim = Claim(
+        "c1", "Moscow lost its leverage over Baku.", extra={"examples": ["Russia has no hold on Baku."]}
+    )
+    more = with_examples(
+        claim, ["Russia has no  hold on Baku.", "Baku ignores Moscow now."], ["Baku, Moscow"] * 2
+    )
+    assert claim_examples(more) == ["Russia has no hold on Baku.", "Baku ignores Moscow now."]
+    assert claim_examples(more, "counter_examples") == ["Baku, Moscow"]
+    assert claim_examples(claim) == ["Russia has no hold on Baku."]  # the original is unchanged

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 from alembic import command
@@ -25,18 +23,11 @@ from db.queries import (
 )
 from db.session import DatabaseUnavailable, check_connection, make_engine, session_scope
 from pipelines.dedup import content_hash, simhash
+from tests.helpers import ClaimStub
 
 BODY = " ".join(
     f"Line {i}: delegations from Baku and Moscow discussed transit fees and quotas." for i in range(60)
 )
-
-
-@dataclass
-class ClaimStub:
-    id: str
-    text: str
-    paragraph: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def article(url: str, text: str = BODY, status: str = "ok") -> dict:

@@ -634,3 +634,21 @@ def test_export_refuses_unknown_format(database_url: str, sessions, tmp_path: Pa
     fill(sessions)
     result = invoke(database_url, "review", "export", "--format", "ods", "-o", str(tmp_path / "x.ods"))
     assert result.exit_code == 1 and "unknown format 'ods'" in result.output
+
+
+def test_reviewed_passages_become_the_matchers_examples(database_url: str, sessions) -> None:  # type: ignore[no-untyped-def]
+    from crawler.services.matching import active_claim_specs
+    from pipelines.claims import claim_examples
+
+    data = fill(sessions)
+    with session_scope(sessions) as session:
+        set_verdict(session, match_of(data, 0), "restates", "alice")
+        set_verdict(session, match_of(data, 1), "wrong", "alice")
+    with sessions() as session:
+        specs = {spec.id: spec for spec in active_claim_specs(session)}
+        first, second = session.get(Match, match_of(data, 0)), session.get(Match, match_of(data, 1))
+        assert first is not None and second is not None
+        examples = claim_examples(specs[str(first.claim_id)])
+        counters = claim_examples(specs[str(second.claim_id)], "counter_examples")
+    assert " ".join(first.passage.split()) in examples
+    assert " ".join(second.passage.split()) in counters

@@ -31,6 +31,7 @@ from pipelines.calibrate import (
     best_matches,
     choose_threshold,
     load_labelled,
+    score_at,
     score_threshold,
     sweep,
 )
@@ -446,23 +447,6 @@ def best_claims_of(
             cutoffs.append(matcher.threshold_for(route, language, override=False) if route else np.inf)
             models.append(result.model)
     return claims, np.array(scores), np.array(cutoffs), models
-
-
-def score_at(
-    claims: Sequence[str], scores: np.ndarray, gold: Sequence[str | None], cutoffs: np.ndarray
-) -> ThresholdScore:
-    """Precision, recall and F1 with a threshold per text (reported threshold: their median)."""
-    predicted = scores >= cutoffs
-    correct = np.array([claim == truth for claim, truth in zip(claims, gold, strict=True)], dtype=bool)
-    true_positives = int(np.sum(predicted & correct))
-    predictions = int(np.sum(predicted))
-    positives = sum(1 for truth in gold if truth is not None)
-    precision = true_positives / predictions if predictions else 1.0
-    recall = true_positives / positives if positives else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    finite = cutoffs[np.isfinite(cutoffs)]
-    middle = float(np.median(finite)) if finite.size else 0.0
-    return ThresholdScore(round(middle, 3), precision, recall, f1, predictions, positives)
 
 
 def evaluate_labels(

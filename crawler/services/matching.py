@@ -214,9 +214,10 @@ def score_batch(
     rows: list[dict[str, Any]] = []
     statuses: dict[int, tuple[str, str]] = {}
     archived: list[dict[str, Any]] = []
+    with_text = [d for d in documents if d.text]
+    matcher.prepare([d.language for d in with_text])  # claim texts first: only passages count below
     counting = [r.encoder for r in matcher.routes if isinstance(r.encoder, CountingEncoder)]
     before = sum(e.encoded for e in counting)
-    with_text = [d for d in documents if d.text]
     for route, positions in matcher.partition([d.language for d in with_text]):
         mine = [with_text[n] for n in positions]
         encoded = matcher.encode(route, [d.text or "" for d in mine])
