@@ -116,7 +116,7 @@ def test_archive_is_written_with_the_matches_and_reproduces_live_scores(
 ) -> None:
     from crawler.services.backfill import encoded_text
     from db.archive import stale_documents
-    from pipelines.match import ClaimIndex, encode_texts, match_passages
+    from pipelines.match import encode_texts
 
     sessions, _settings = matched
     with sessions() as session:
@@ -136,20 +136,21 @@ def test_archive_is_written_with_the_matches_and_reproduces_live_scores(
     restored = encoded_text(archived[0])
     assert [p.start for p in restored.sentences] == [p.start for p in fresh.sentences]
     assert np.abs(restored.vectors - fresh.vectors).max() < 2e-3
-    # the stored matches' scores are the archived vectors' scores
-    from pipelines.claims import Claim as ClaimSpec
+    # the stored matches' scores are the archived vectors' scores, through the matcher's own
+    # scoring path (ClaimMatcher.match_encoded, as the match stage and backfill call it)
+    from crawler.services.matching import active_claim_specs
+    from pipelines.matcher import ClaimMatcher
 
     with sessions() as session:
-        claims = [
-            ClaimSpec(id=str(c.id), text=c.text, claim_set=c.claim_set, extra=c.extra or {})
-            for c in session.scalars(
-                select(Claim).where(Claim.active.is_(True)).order_by(Claim.claim_set, Claim.key)
-            )
-        ]
-    index = ClaimIndex.build(encoder, claims)
-    passages, vectors = restored.passages()
-    best = {m.claim_id: m.score for m in match_passages(vectors, passages, index, stored[0].threshold, 20)}
-    assert stored and all(best[str(m.claim_id)] == m.score for m in stored)
+        claims = active_claim_specs(session)
+    matcher = ClaimMatcher(claims, threshold=_settings.match_threshold)
+    route = matcher.add_route(encoder)
+    [result] = matcher.match_encoded(
+        route, matcher.passages_of([restored]), [documents[0].language], top_k=_settings.match_top_k
+    )
+    assert stored and {m.claim_id: m.score for m in result.matches} == {
+        str(m.claim_id): m.score for m in stored
+    }
 
 
 def test_backfill_equals_rematch(matched: tuple[Any, Settings], encoder: Any) -> None:
@@ -161,12 +162,21 @@ def test_backfill_equals_rematch(matched: tuple[Any, Settings], encoder: Any) ->
     sessions, settings = matched
     before = match_snapshot(sessions)
     load_claims(sessions)  # now with the left-out claims
-    counting = CountingEncoder(encoder)
+    class Recording(CountingEncoder):
+        def encode(self, texts: Any, **kwargs: Any) -> Any:
+            seen.extend(texts)
+            return super().encode(texts, **kwargs)
+
+    seen: list[str] = []
+    counting = Recording(encoder)
     outcome = run_backfill(settings, sessions, encoder=counting)
     assert outcome.result.ok and outcome.result.kind == "backfill"
     assert outcome.documents == 8 and outcome.claims == len(LEFT_OUT) and outcome.unarchived == 0
     assert outcome.result.counters["passages_encoded"] == 0
-    assert counting.encoded == len(LEFT_OUT)  # the new claims' texts, never a document
+    # the new claims' texts (and their examples, translations), never a document's sentence
+    with sessions() as session:
+        documents = list(session.scalars(select(Document.text)))
+    assert seen and not [t for t in seen if any(t in (d or "") for d in documents)], seen
     backfilled = match_snapshot(sessions)
     new_keys = {row[1] for row in backfilled - before}
     assert set(LEFT_OUT) & new_keys, new_keys  # the demo articles restate a left-out claim
