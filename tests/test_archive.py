@@ -162,6 +162,7 @@ def test_backfill_equals_rematch(matched: tuple[Any, Settings], encoder: Any) ->
     sessions, settings = matched
     before = match_snapshot(sessions)
     load_claims(sessions)  # now with the left-out claims
+
     class Recording(CountingEncoder):
         def encode(self, texts: Any, **kwargs: Any) -> Any:
             seen.extend(texts)
