@@ -82,6 +82,27 @@ class Settings:
     match_batch_documents: int = _setting(
         32, "Documents matched (and committed) together in one batch of the match stage."
     )
+    archive_passages: bool = _setting(
+        True,
+        "Keep every encoded passage's vector (float16, per model revision) in `passage_vectors`, "
+        "written with the batch's matches: `claimwatch search`, `match --backfill` and `discover` read "
+        "it. Off: nothing is archived (and live scores use the unrounded float32 vectors).",
+    )
+    archive_index_dir: str = _setting(
+        "",
+        "Directory of the vector index files (one usearch HNSW index per model revision; a cache of "
+        "`passage_vectors`, rebuilt by `claimwatch index rebuild`). Empty: `<database file>.index` "
+        "next to a SQLite database, else `<cache_dir>/index/<hash of database_url>`.",
+    )
+    archive_index_update: bool = _setting(
+        True,
+        "Add each match batch's archived passages to the vector index as the batch commits (off: "
+        "`claimwatch search` catches the index up when it loads it).",
+    )
+    archive_index_save_seconds: float = _setting(
+        60.0,
+        "The match stage saves an updated vector index at most this often (and when it ends).",
+    )
     store_batch_size: int = _setting(
         50,
         "Documents the crawl stores per transaction (fewer commits when larger; the matcher sees "

@@ -702,3 +702,34 @@ class RunLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+# --- the passage archive (issue 13: db/archive.py, crawler/services/archive.py) -----------------
+
+
+class PassageVector(Base):
+    """One encoded text of a matched document (a sentence, or a short document as a whole) with its
+    vector under one model revision: the archive that backfill, semantic search and discovery read."""
+
+    __tablename__ = "passage_vectors"
+
+    id: Mapped[int] = mapped_column(primary_key=True, comment="Surrogate key (also the vector index key).")
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), comment="Document the passage is part of."
+    )
+    model_key: Mapped[str] = mapped_column(String(400), comment="Model name@revision that encoded it.")
+    passage_start: Mapped[int] = mapped_column(Integer, comment="Character offset in documents.text.")
+    passage_end: Mapped[int] = mapped_column(Integer, comment="Character offset just after the passage.")
+    whole: Mapped[bool] = mapped_column(
+        Boolean, default=False, comment="The whole (short) text encoded as one passage, not a sentence."
+    )
+    language: Mapped[str | None] = mapped_column(String(12), comment="Language of the document.")
+    vector: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="float16 vector (L2-normalised), little-endian bytes."
+    )
+
+    __table_args__ = (
+        Index("ix_passage_vectors_document_model", "document_id", "model_key"),
+        Index("ix_passage_vectors_model_id", "model_key", "id"),
+        {"comment": "Encoded passages of matched documents per model revision (the passage archive)."},
+    )

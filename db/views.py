@@ -49,6 +49,7 @@ RESEARCH_TABLES = (
     "match_reviews",
     "claim_thresholds",
     "embeddings",
+    "passage_vectors",  # the passage archive (issue 13)
     # the aggregates behind the views (db/aggregates.py)
     "claim_documents",
     "claim_day_stats",

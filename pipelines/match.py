@@ -365,14 +365,37 @@ def segment_texts(texts: Sequence[str]) -> tuple[list[list[Passage]], list[Passa
     return sentences, wholes, flat
 
 
-def text_passages(
-    encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None, window: int = 2
-) -> list[tuple[list[Passage], np.ndarray]]:
-    """Each text's passages (sentences, windows, the whole of a short text; near-identical ones once)
-    and their vectors; only sentences and whole texts go through the encoder, in one call."""
+@dataclass
+class EncodedText:
+    """One text as the encoder saw it: its sentences and (short texts) whole-text passage, with their
+    vectors (rows: the sentences in order, then the whole text). Everything the scorer needs comes
+    from this, so an archived copy (crawler/services/archive.py) is scored exactly like a fresh one."""
+
+    text: str
+    sentences: list[Passage]
+    whole: Passage | None
+    vectors: np.ndarray
+
+    def passages(self, window: int = 2) -> tuple[list[Passage], np.ndarray]:
+        """The text's passages (sentences, windows, the whole of a short text; near-identical ones
+        once) and their vectors; windows are computed from the sentences' vectors."""
+        count = len(self.sentences)
+        if count == 0 and self.whole is None:
+            return [], np.zeros((0, self.vectors.shape[1] if self.vectors.ndim == 2 else 0), np.float32)
+        passages = windows_of(self.text, self.sentences, window)
+        rows = window_vectors(self.vectors[:count], passages, window)
+        whole_vector = self.vectors[count] if self.whole is not None else None
+        return unique_passages(passages, rows, self.whole, whole_vector)
+
+
+def encode_texts(
+    encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None
+) -> list[EncodedText]:
+    """Segment texts and encode their sentences and whole-text passages, in one encoder call."""
     sentences, wholes, flat = segment_texts(texts)
     if not flat:
-        return [([], np.zeros((0, 0), dtype=np.float32)) for _ in texts]
+        empty = np.zeros((0, 0), dtype=np.float32)
+        return [EncodedText(text, s, w, empty) for text, s, w in zip(texts, sentences, wholes, strict=True)]
     vectors = encode_cached(encoder, flat, cache, kind="passage")
     whole_rows = iter(vectors[len(flat) - sum(w is not None for w in wholes) :])
     results = []
@@ -380,8 +403,18 @@ def text_passages(
     for text, text_sentences, whole in zip(texts, sentences, wholes, strict=True):
         own = vectors[offset : offset + len(text_sentences)]
         offset += len(text_sentences)
-        passages = windows_of(text, text_sentences, window)
-        rows = window_vectors(own, passages, window)
-        whole_vector = next(whole_rows) if whole is not None else None
-        results.append(unique_passages(passages, rows, whole, whole_vector))
+        if whole is not None:
+            own = np.vstack([own, next(whole_rows)[None, :]])
+        results.append(EncodedText(text, text_sentences, whole, own))
     return results
+
+
+def text_passages(
+    encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None, window: int = 2
+) -> list[tuple[list[Passage], np.ndarray]]:
+    """Each text's passages (sentences, windows, the whole of a short text; near-identical ones once)
+    and their vectors; only sentences and whole texts go through the encoder, in one call."""
+    encoded = encode_texts(encoder, texts, cache)
+    if all(e.vectors.size == 0 for e in encoded):
+        return [([], np.zeros((0, 0), dtype=np.float32)) for _ in texts]
+    return [e.passages(window) for e in encoded]

@@ -38,11 +38,12 @@ from pipelines.lexical import LexicalIndex
 from pipelines.match import (
     CLAIM_CHUNK,
     ClaimIndex,
+    EncodedText,
     Fusion,
     PassageMatch,
     default_threshold,
     encode_cached,
-    text_passages,
+    encode_texts,
 )
 from pipelines.segment import Passage
 from pipelines.verifier import FEATURES, Verifier, cue_count, load_verifier, log_length
@@ -288,26 +289,63 @@ class ClaimMatcher:
         if languages is None:
             languages = [guess_language(text) for text in texts]
         results: list[TextMatches | None] = [None] * len(texts)
-        for route in self.routes:
-            mine = [
-                n
-                for n, language in enumerate(languages)
-                if results[n] is None and self.route_for(language) is route
-            ]
-            if not mine:
-                continue
-            started = time.perf_counter()
-            encoded = text_passages(route.encoder, [texts[n] for n in mine], self.passage_cache, self.window)
-            self.first_stage_seconds += time.perf_counter() - started
-            for n, (passages, vectors) in zip(mine, encoded, strict=True):
-                language = languages[n]
-                threshold = self.threshold_for(route, language)
-                found, candidates = (
-                    self._match_text(route, passages, vectors, language, threshold, top_k)
-                    if passages and self.claims
-                    else ([], [])
-                )
-                results[n] = TextMatches(
+        for route, mine in self.partition(languages):
+            encoded = self.encode(route, [texts[n] for n in mine])
+            found = self.match_encoded(
+                route, self.passages_of(encoded), [languages[n] for n in mine], top_k, keep_candidates
+            )
+            for n, result in zip(mine, found, strict=True):
+                results[n] = result
+        return [
+            result if result is not None else TextMatches(languages[n], None, None, None, [])
+            for n, result in enumerate(results)
+        ]
+
+    def partition(self, languages: Sequence[str | None]) -> list[tuple[MatchRoute, list[int]]]:
+        """The routes with the positions of the texts each one matches (the first route covering a
+        text's language); texts no route covers are in none."""
+        routed: dict[int, list[int]] = {}
+        for n, language in enumerate(languages):
+            route = self.route_for(language)
+            if route is not None:
+                routed.setdefault(id(route), []).append(n)
+        return [(route, routed[id(route)]) for route in self.routes if id(route) in routed]
+
+    def encode(self, route: MatchRoute, texts: Sequence[str]) -> list[EncodedText]:
+        """Segment and encode texts with ``route``'s encoder: sentences and whole short texts, one
+        encoder call (the passage archive stores exactly these)."""
+        started = time.perf_counter()
+        encoded = encode_texts(route.encoder, texts, self.passage_cache)
+        self.first_stage_seconds += time.perf_counter() - started
+        return encoded
+
+    def passages_of(self, encoded: Sequence[EncodedText]) -> list[tuple[list[Passage], np.ndarray]]:
+        """Each encoded text's scored passages (sentences, windows, the whole of a short text) and
+        their vectors, windows averaged from the sentences' vectors."""
+        return [text.passages(self.window) for text in encoded]
+
+    def match_encoded(
+        self,
+        route: MatchRoute,
+        encoded: Sequence[tuple[Sequence[Passage], np.ndarray]],
+        languages: Sequence[str | None],
+        top_k: int = 10,
+        keep_candidates: bool = False,
+    ) -> list[TextMatches]:
+        """Match texts ``route`` encoded (their passages and vectors, from ``passages_of``) — the one
+        scoring path of ``match``, of the crawl's match stage and of backfill over archived vectors."""
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        results = []
+        for (passages, vectors), language in zip(encoded, languages, strict=True):
+            threshold = self.threshold_for(route, language)
+            found, candidates = (
+                self._match_text(route, passages, vectors, language, threshold, top_k)
+                if passages and self.claims
+                else ([], [])
+            )
+            results.append(
+                TextMatches(
                     language,
                     route.encoder.model_name,
                     route.encoder.revision,
@@ -315,10 +353,8 @@ class ClaimMatcher:
                     found,
                     candidates if keep_candidates else [],
                 )
-        return [
-            result if result is not None else TextMatches(languages[n], None, None, None, [])
-            for n, result in enumerate(results)
-        ]
+            )
+        return results
 
     # --- one text --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crawler.cli import bench, core, doctor, evaluation, offline, research, review, schedule
+from crawler.cli import archive, bench, core, doctor, evaluation, offline, research, review, schedule
 from crawler.cli.context import fail, state
 from crawler.config import ConfigError
 
@@ -57,6 +57,7 @@ evaluation.register(app)  # eval checkthat, eval labels, calibrate
 review.register(app)  # review (terminal session), review export/import/set/stats
 bench.register(app)  # bench
 doctor.register(app)  # doctor
+archive.register(app)  # index rebuild, search, discover, claims promote
 
 
 def main(argv: list[str] | None = None) -> None:

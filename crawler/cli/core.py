@@ -258,6 +258,21 @@ def match(
         float,
         typer.Option("--poll", help="With --worker: seconds between looks at an empty queue.", min=0.05),
     ] = 2.0,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Score the passage archive against claims new or changed since documents were scored "
+            "(after `claims load`), without encoding any document; equals a --rematch.",
+        ),
+    ] = False,
+    claim_set: Annotated[
+        str | None, typer.Option("--claim-set", help="With --backfill: only this claim set's claims.")
+    ] = None,
+    claim: Annotated[
+        list[str] | None,
+        typer.Option("--claim", help="With --backfill: only this claim (its key); repeatable."),
+    ] = None,
 ) -> None:
     """Match the passages of stored, not yet matched documents against the active claims."""
     from crawler.scheduling import stop_signals
@@ -268,6 +283,12 @@ def match(
         raise fail("--idle-exit and --poll need --worker", 2)
     if worker and rematch:
         raise fail("--rematch cannot be combined with --worker (run `claimwatch match --rematch` once)", 2)
+    if (claim_set or claim) and not backfill:
+        raise fail("--claim-set and --claim need --backfill", 2)
+    if backfill:
+        if worker or rematch or limit is not None:
+            raise fail("--backfill cannot be combined with --worker, --rematch or --limit", 2)
+        return match_backfill(settings, claim_set, claim or [])
     with clean_errors():
         if worker:
             import threading
@@ -293,6 +314,33 @@ def match(
                         typer.echo(f"{requeue_documents(session)} documents queued again", err=True)
                 result = do_match(settings, limit, observer=ConsoleObserver())
     if not (result.ok or (worker and result.status == "interrupted")):
+        raise typer.Exit(1)
+
+
+def match_backfill(settings: Settings, claim_set: str | None, claims: list[str]) -> None:
+    """`match --backfill` (crawler/services/backfill.py): prints what it did."""
+    from crawler.cli.render import match_progress
+    from crawler.services.backfill import BackfillError, run_backfill
+    from crawler.services.locks import run_lock
+    from db.archive import ArchiveError
+
+    with clean_errors(BackfillError, ArchiveError), run_lock(settings, "match"), match_progress() as progress:
+        outcome = run_backfill(
+            settings, open_sessions(settings), claim_set=claim_set, claim_keys=claims, progress=progress
+        )
+    counters = outcome.result.counters
+    typer.echo(
+        f"backfill: {outcome.claims} new/changed claims, {outcome.documents} archived documents scored "
+        f"without encoding, {counters.get('matches_stored', 0)} matches added in "
+        f"{outcome.result.seconds:.1f}s (run {outcome.result.run_id})"
+    )
+    if outcome.unarchived:
+        typer.echo(
+            f"{outcome.unarchived} documents scored before the change have no archived passages: "
+            "`claimwatch match --rematch` scores them",
+            err=True,
+        )
+    if not outcome.result.ok:
         raise typer.Exit(1)
 
 

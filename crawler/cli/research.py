@@ -9,7 +9,7 @@ import logging
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,19 +98,47 @@ def report(
         ),
     ] = 30,
     latest: Annotated[int, typer.Option("--latest", help="Latest matches listed.", min=1)] = 50,
+    emerging: Annotated[
+        bool,
+        typer.Option(
+            "--emerging/--no-emerging",
+            help="Include the 'emerging, unlisted claims' section (runs discovery over the passage archive; "
+            "loads the models).",
+        ),
+    ] = True,
 ) -> None:
-    """Write a self-contained HTML report: heat map, trend per claim, top outlets, latest matches."""
+    """Write a self-contained HTML report: heat map, trend per claim, emerging claims, top outlets, latest
+    matches."""
     from crawler.services.exporting import atomic_path
     from crawler.services.reporting import ReportOptions, build_report
 
     options = ReportOptions(since=_date(since, "--since"), max_claims=max_claims, latest=latest)
     with research_errors():
         sessions = _sessions()
+        if emerging:
+            options = with_emerging(options, sessions)
         with sessions() as session:
             page = build_report(session, options)
         with atomic_path(output) as temporary:
             temporary.write_text(page, encoding="utf-8")
     typer.echo(f"report written to {output} ({len(page) // 1024} KiB)", err=True)
+
+
+def with_emerging(options: Any, sessions: Any) -> Any:
+    """The report options with discovery's candidates (none when the archive is empty)."""
+    import dataclasses
+    from datetime import datetime
+
+    from crawler.services.discovery import discover
+    from db.archive import ArchiveError
+
+    since = datetime.combine(options.since, datetime.min.time()) if options.since else None
+    try:
+        candidates = discover(state.settings(), sessions, since=since)
+    except ArchiveError as exc:
+        logger.info("no emerging-claims section: %s", exc)
+        return options
+    return dataclasses.replace(options, emerging=tuple(candidates))
 
 
 def browse(
@@ -156,9 +184,11 @@ def serve_datasette(path: Path, host: str, port: int, time_limit_ms: int) -> Non
     from db.research import datasette_metadata
 
     name = path.stem
+    metadata = datasette_metadata(name)
+    add_semantic_search(metadata, name)
     datasette = Datasette(
         [str(path)],
-        metadata=datasette_metadata(name),
+        metadata=metadata,
         settings={"sql_time_limit_ms": time_limit_ms, "facet_time_limit_ms": min(time_limit_ms, 1000)},
     )
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -169,6 +199,27 @@ def serve_datasette(path: Path, host: str, port: int, time_limit_ms: int) -> Non
     typer.echo(f"serving {path} read-only at http://{shown}:{bound}/{name} (Ctrl-C stops)", err=True)
     server = uvicorn.Server(uvicorn.Config(datasette.app(), lifespan="on", log_level="warning"))
     server.run(sockets=[listener])
+
+
+def add_semantic_search(metadata: dict, name: str) -> None:  # type: ignore[type-arg]
+    """The passage archive's semantic search in Datasette: the plugin's SQL function
+    claimwatch_nearest and the canned query semantic_search (crawler/services/search.py)."""
+    from datasette.plugins import pm
+
+    from crawler.services.app import open_sessions
+    from crawler.services.search import SEMANTIC_SEARCH_SQL, DatasetteSearch
+
+    settings = state.settings()
+    plugin = DatasetteSearch(settings, open_sessions(settings)).plugin()
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="claimwatch_search")
+    metadata["databases"][name]["queries"]["semantic_search"] = {
+        "sql": SEMANTIC_SEARCH_SQL,
+        "title": "Semantic search: passages nearest in meaning to a text (any language)",
+        "description": "The archived passages nearest to :text, best first (`claimwatch search`); "
+        ":limit hits (default 20). The first search loads the models (seconds).",
+        "params": ["text", "limit"],
+    }
 
 
 @db_app.command("grant-readonly")

@@ -14,15 +14,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Settings
+from crawler.services.archive import ArchiveHook
 from crawler.services.crawling import StageResult, result_of
+from db.archive import replace_passage_vectors
 from db.models import Document
 from db.queries import (
     DatabaseEmbeddingCache,
@@ -43,8 +45,9 @@ from pipelines.claims import with_examples
 from pipelines.embed import load_encoder
 from pipelines.encoding import EmbeddingCache, Encoder, ModelLoadError
 from pipelines.match import default_threshold
-from pipelines.matcher import NO_VERIFIER, ClaimMatcher
+from pipelines.matcher import NO_VERIFIER, ClaimMatcher, MatchRoute
 from pipelines.matcher import covers_language as covers_language
+from pipelines.segment import Passage
 
 logger = logging.getLogger(__name__)
 
@@ -150,25 +153,34 @@ class ScoredBatch:
     rows: list[dict[str, Any]]
     statuses: dict[int, tuple[str, str]]  # document id → (match_status, model)
     passages: int
+    archive: list[dict[str, Any]] = field(default_factory=list)  # passage_vectors rows (archive hook)
 
 
-def score_batch(documents: Sequence[Document], matcher: ClaimMatcher, top_k: int, run_id: int) -> ScoredBatch:
-    """Encode and match a batch (no database access) with the matcher ``claimwatch score`` uses:
-    each document goes through the route covering its language; documents no route covers are
-    'not_scored'."""
+class ScoredText(Protocol):
+    """What scoring needs of a document besides its passages."""
+
+    id: int
+    language: str | None
+
+
+def score_encoded(
+    matcher: ClaimMatcher,
+    route: MatchRoute,
+    documents: Sequence[ScoredText],
+    encoded: Sequence[tuple[Sequence[Passage], np.ndarray]],
+    top_k: int,
+    run_id: int,
+) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
+    """Match rows and match statuses of documents whose passages and vectors ``route`` encoded, by
+    ``ClaimMatcher.match_encoded``: the one scoring function of the live match stage and of backfill
+    over archived vectors (crawler/services/backfill.py)."""
     rows: list[dict[str, Any]] = []
     statuses: dict[int, tuple[str, str]] = {}
-    with_text = [d for d in documents if d.text]
-    matcher.prepare([d.language for d in with_text])  # claim texts first: only passages count below
-    counting = [r.encoder for r in matcher.routes if isinstance(r.encoder, CountingEncoder)]
-    before = sum(e.encoded for e in counting)
-    results = matcher.match([d.text or "" for d in with_text], [d.language for d in with_text], top_k=top_k)
-    for document, result in zip(with_text, results, strict=True):
-        if not result.scored:
-            continue
+    weights = route.index.fusion.as_dict()
+    results = matcher.match_encoded(route, encoded, [d.language for d in documents], top_k=top_k)
+    for document, result in zip(documents, results, strict=True):
         model = result.model or ""
         statuses[document.id] = ("matched" if result.matches else "no_match", model)
-        weights = matcher.route_for(document.language).index.fusion.as_dict()  # type: ignore[union-attr]
         rows.extend(
             {
                 "document_id": document.id,
@@ -185,10 +197,41 @@ def score_batch(documents: Sequence[Document], matcher: ClaimMatcher, top_k: int
             }
             for match in result.matches
         )
+    return rows, statuses
+
+
+def score_batch(
+    documents: Sequence[Document],
+    matcher: ClaimMatcher,
+    top_k: int,
+    run_id: int,
+    archive: ArchiveHook | None = None,
+) -> ScoredBatch:
+    """Encode and match a batch (no database access) with the matcher ``claimwatch score`` uses:
+    each document goes through the route covering its language; documents no route covers are
+    'not_scored'. With ``archive``, each route's encoded sentences are kept for the passage archive
+    (rounded to their stored float16 form first: those are the vectors scored)."""
+    rows: list[dict[str, Any]] = []
+    statuses: dict[int, tuple[str, str]] = {}
+    archived: list[dict[str, Any]] = []
+    with_text = [d for d in documents if d.text]
+    matcher.prepare([d.language for d in with_text])  # claim texts first: only passages count below
+    counting = [r.encoder for r in matcher.routes if isinstance(r.encoder, CountingEncoder)]
+    before = sum(e.encoded for e in counting)
+    for route, positions in matcher.partition([d.language for d in with_text]):
+        mine = [with_text[n] for n in positions]
+        encoded = matcher.encode(route, [d.text or "" for d in mine])
+        if archive is not None:  # the archive hook (issue 13): rounds the vectors in place
+            archived.extend(archive.capture(route.index.model_key, mine, encoded))
+        route_rows, route_statuses = score_encoded(
+            matcher, route, mine, matcher.passages_of(encoded), top_k, run_id
+        )
+        rows.extend(route_rows)
+        statuses.update(route_statuses)
     for document in documents:
         if document.id not in statuses:
             statuses[document.id] = ("not_scored", matcher.routes[0].encoder.model_name)
-    return ScoredBatch(rows, statuses, sum(e.encoded for e in counting) - before)
+    return ScoredBatch(rows, statuses, sum(e.encoded for e in counting) - before, archived)
 
 
 def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = None) -> dict[str, int]:
@@ -198,6 +241,8 @@ def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = N
     rows = [row for row in scored.rows if row["document_id"] in statuses]
     rows, statuses = review_match_rows(session, rows, statuses)  # stance; reviewed per-claim thresholds
     stored = store_matches(session, rows)
+    if scored.archive:  # the archive hook (issue 13): same transaction as the matches
+        replace_passage_vectors(session, [row for row in scored.archive if row["document_id"] in statuses])
     groups: dict[tuple[str, str], list[int]] = {}
     for ident, key in statuses.items():
         groups.setdefault(key, []).append(ident)
@@ -272,6 +317,7 @@ class Matcher:
             self.matcher.add_route(main, DatabaseEmbeddingCache(session))
         self._multilingual = multilingual
         self._multilingual_tried = False
+        self.archive = ArchiveHook.from_settings(settings)  # the passage archive (issue 13)
         self.postgres = sessions.kw["bind"].dialect.name == "postgresql"
 
     def _ensure_routes(self, documents: Sequence[Document]) -> None:
@@ -297,15 +343,17 @@ class Matcher:
                 if not documents:
                     return 0
                 self._ensure_routes(documents)
-                counters = write_batch(session, score_batch(documents, self.matcher, top_k, self.run_id))
+                scored = score_batch(documents, self.matcher, top_k, self.run_id, self.archive)
+                counters = write_batch(session, scored)
                 add_run_counters(session, self.run_id, counters)
+            self._archived(scored)
             return len(documents)
         with self.sessions() as session:
             documents = claim_pending_documents(session, limit)  # closing detaches them, loaded
         if not documents:
             return 0
         self._ensure_routes(documents)
-        scored = score_batch(documents, self.matcher, top_k, self.run_id)
+        scored = score_batch(documents, self.matcher, top_k, self.run_id, self.archive)
         with session_scope(self.sessions) as session:
             begin_immediate(session)
             keep = still_pending_ids(session, list(scored.statuses))
@@ -315,7 +363,17 @@ class Matcher:
             logger.info(
                 "%d documents were matched by another matcher meanwhile", len(scored.statuses) - len(keep)
             )
+        self._archived(scored)
         return len(documents)
+
+    def _archived(self, scored: ScoredBatch) -> None:
+        """After a batch committed: the archive hook updates the vector index."""
+        if self.archive is not None and scored.archive:
+            self.archive.batch_written(self.sessions, sorted({row["model_key"] for row in scored.archive}))
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
 
     def stats(self) -> dict[str, Any]:
         routes = self.matcher.routes
@@ -404,6 +462,7 @@ def run_match(
                 if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     break
             stop.wait(poll)
+        matcher.close()
         with session_scope(sessions) as session:
             status = "interrupted" if stop.is_set() else "succeeded"
             finish_run(session, run_id, status, stats=matcher.stats())

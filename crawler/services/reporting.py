@@ -35,6 +35,10 @@ class ReportOptions:
     max_claims: int = 30  # trend plots for the claims with most documents
     outlets: int = 20
     latest: int = 50
+    # discovered candidate claims (crawler/services/discovery.py) for the "emerging, unlisted claims"
+    # section; None: the section says discovery was not run
+    emerging: tuple[Any, ...] | None = None
+    emerging_shown: int = 10
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,35 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 
 
+def emerging_section(options: ReportOptions) -> list[str]:
+    """Candidate claims that no active claim covers, fastest-growing first (``claimwatch discover``)."""
+    parts = ["<h2>Emerging, unlisted claims</h2>"]
+    if options.emerging is None:
+        return parts + [
+            "<p>Not computed: the passage archive is empty or discovery was skipped "
+            "(<code>claimwatch discover</code>).</p>"
+        ]
+    if not options.emerging:
+        return parts + ["<p>None: every passage recurring in two or more documents matches a claim.</p>"]
+    parts += [
+        '<p class="lead">Passages that match no active claim but restate one another across documents '
+        "(syndicated copies once), clustered; promote one with "
+        "<code>claimwatch claims promote ID --id KEY --text ...</code>.</p>",
+        "<table><tr><th>candidate</th><th>documents</th><th>sources</th><th>languages</th>"
+        "<th>first seen</th><th>last seen</th><th>growth</th><th>representative passages</th></tr>",
+    ]
+    for candidate in options.emerging[: options.emerging_shown]:
+        passages = "<br>".join(f"{_link(r['url'], r['passage'][:220])}" for r in candidate.representatives)
+        parts.append(
+            f"<tr><td><b>{_e(candidate.id)}</b><br><small>{_e(candidate.label)}</small></td>"
+            f"<td class=n>{candidate.documents}</td><td>{_e(', '.join(candidate.sources))}</td>"
+            f"<td>{_e(', '.join(candidate.languages))}</td><td>{_e(candidate.first_seen)}</td>"
+            f"<td>{_e(candidate.last_seen)}</td><td class=n>{candidate.growth}</td>"
+            f"<td class=passage>{passages}</td></tr>"
+        )
+    return parts + ["</table>"]
+
+
 def build_report(session: Session, options: ReportOptions | None = None, now: datetime | None = None) -> str:
     """The report as one HTML page."""
     options = options or ReportOptions()
@@ -316,6 +349,7 @@ def build_report(session: Session, options: ReportOptions | None = None, now: da
         ]
     else:
         parts.append("<p>No match reviewed yet.</p>")
+    parts += emerging_section(options)
     parts += [
         "<h2>Top outlets</h2>",
         "<table><tr><th>outlet</th><th>documents</th><th>claims</th><th>matches</th>"
