@@ -40,3 +40,15 @@ def test_table_fits_the_console(width: int) -> None:
         assert shown == TEXT
     else:
         assert shown.endswith("…") and TEXT.startswith(shown[:-1]) and TEXT[len(shown) - 1] in " ,."
+
+
+def test_a_narrow_console_drops_the_free_text_and_keeps_the_claim_keys_whole() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    columns = ("claim", "matches", "docs", "sources", "languages", "first seen", "last seen", "text")
+    rows = [("seed-01", "3", "3", "3", "en,ru", "2026-11-30", "2026-12-02", TEXT)]
+    print_table(console, "Claims", columns, rows, fit="text")
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    body = next(line for line in lines if "seed-01" in line)
+    assert "2026-12-02" in body and "en,ru" in body and TEXT[:10] not in body

@@ -60,11 +60,15 @@ def shorten(text: str, width: int) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
+MIN_FIT_WIDTH = 20  # narrower than this, a table leaves its free-text column out
+
+
 def print_table(
     console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], fit: str
 ) -> None:
     """A table whose ``fit`` column (free text) takes the width the other columns leave on the
-    console, its texts shortened at word boundaries; the other columns keep their whole values."""
+    console, its texts shortened at word boundaries; the other columns keep their whole values (on a
+    console too narrow for the free text, it is left out)."""
     from rich.table import Table
 
     index = list(columns).index(fit)
@@ -73,12 +77,15 @@ def print_table(
     ]
     # rich draws a border and one space of padding either side of every cell
     room = console.width - sum(others) - 3 * len(columns) - 1
-    width = max(room, 20)
+    if room < MIN_FIT_WIDTH:  # too narrow for the free text: the other columns keep their values whole
+        columns = [c for i, c in enumerate(columns) if i != index]
+        rows = [[cell for i, cell in enumerate(row) if i != index] for row in rows]
+        index = -1
     table = Table(title=title, show_lines=False)
     for i, column in enumerate(columns):
         table.add_column(column, no_wrap=True, overflow="ellipsis" if i == index else "fold")
     for row in rows:
-        table.add_row(*(shorten(cell, width) if i == index else cell for i, cell in enumerate(row)))
+        table.add_row(*(shorten(cell, room) if i == index else cell for i, cell in enumerate(row)))
     console.print(table)
 
 
