@@ -55,6 +55,7 @@ from pipelines.encoding import Encoder
 from pipelines.match import EncodedText
 from pipelines.matcher import MatchRoute
 from pipelines.segment import Passage
+from pipelines.status import RunStatus
 from pipelines.vector_index import from_bytes
 
 ProgressCallback = Callable[[int, int], None]
@@ -142,10 +143,10 @@ def run_backfill(
                 )
         with session_scope(sessions) as session:
             stats: dict[str, Any] = {"claims_changed": trigger, "documents": done, "unarchived": unarchived}
-            finish_run(session, run_id, "succeeded", stats=stats)
+            finish_run(session, run_id, RunStatus.SUCCEEDED, stats=stats)
     except BaseException as exc:
         with session_scope(sessions) as session:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            status = RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
             finish_run(session, run_id, status, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     with sessions() as session:

@@ -48,6 +48,7 @@ from pipelines.match import default_threshold
 from pipelines.matcher import NO_VERIFIER, ClaimMatcher, MatchRoute
 from pipelines.matcher import covers_language as covers_language
 from pipelines.segment import Passage
+from pipelines.status import MatchStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def score_encoded(
     results = matcher.match_encoded(route, encoded, [d.language for d in documents], top_k=top_k)
     for document, result in zip(documents, results, strict=True):
         model = result.model or ""
-        statuses[document.id] = ("matched" if result.matches else "no_match", model)
+        statuses[document.id] = (MatchStatus.MATCHED if result.matches else MatchStatus.NO_MATCH, model)
         rows.extend(
             {
                 "document_id": document.id,
@@ -230,7 +231,7 @@ def score_batch(
         statuses.update(route_statuses)
     for document in documents:
         if document.id not in statuses:
-            statuses[document.id] = ("not_scored", matcher.routes[0].encoder.model_name)
+            statuses[document.id] = (MatchStatus.NOT_SCORED, matcher.routes[0].encoder.model_name)
     return ScoredBatch(rows, statuses, sum(e.encoded for e in counting) - before, archived)
 
 
@@ -249,7 +250,7 @@ def write_batch(session: Session, scored: ScoredBatch, keep: set[int] | None = N
     for (status, model), ids in sorted(groups.items()):
         set_match_status(session, sorted(ids), status, model)
     return {
-        "documents_matched": sum(status != "not_scored" for status, _ in statuses.values()),
+        "documents_matched": sum(status != MatchStatus.NOT_SCORED for status, _ in statuses.values()),
         "passages_encoded": scored.passages,
         "matches_stored": stored,
     }
@@ -435,7 +436,7 @@ def run_match(
             # nothing to match and nothing coming: do not spend seconds loading the model
             with session_scope(sessions) as session:
                 stats = {"model": settings.model, "claims": len(claims)}
-                finish_run(session, run_id, "succeeded", stats=stats)
+                finish_run(session, run_id, RunStatus.SUCCEEDED, stats=stats)
             with sessions() as session:
                 return result_of(session, run_id, time.monotonic() - started)
         counting = CountingEncoder(encoder or load_configured_encoder(settings))
@@ -464,11 +465,11 @@ def run_match(
             stop.wait(poll)
         matcher.close()
         with session_scope(sessions) as session:
-            status = "interrupted" if stop.is_set() else "succeeded"
+            status = RunStatus.INTERRUPTED if stop.is_set() else RunStatus.SUCCEEDED
             finish_run(session, run_id, status, stats=matcher.stats())
     except BaseException as exc:
         with session_scope(sessions) as session:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            status = RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
             finish_run(session, run_id, status, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     with sessions() as session:
